@@ -8,7 +8,7 @@ it is started from:
 
 CI does not run this script: the tests read the committed files in tests/fixtures/. Each file
 has its own seeded generator and the output is deterministic for a given torch version, so
-rerunning the script after adding a case changes only the file that holds the case.
+rerunning the script after adding a case changes only the file that contains the case.
 
 Every case is a group of tensors named "<op>/<case>/<tensor>", for example
 "conv2d/k1x7_s1_p0x3_bias/x". The C test finds cases by their "y" tensor and dispatches on
@@ -140,6 +140,8 @@ def linear_cases():
         ("3d_bias", (2, 5, 16), 12, True),
         ("4d_no_bias", (2, 3, 4, 5), 6, False),
         ("single_row_bias", (1, 9), 1, True),
+        # more than 256 rows, so that a bias gradient summed in blocks of rows needs several
+        ("3d_bias_300_rows", (2, 150, 4), 3, True),
     ]:
         fan_in = x_shape[-1]
         inputs = {"x": w.normal(*x_shape), "w": w.normal(out, fan_in, std=1 / math.sqrt(fan_in))}
@@ -171,6 +173,7 @@ def elementwise_cases():
         ("bcast_3x2x5x4_by_5x4", (3, 2, 5, 4), (5, 4)),
         ("bcast_2x5x4_by_4", (2, 5, 4), (4,)),
         ("bcast_2x5x4_by_1x1x4", (2, 5, 4), (1, 1, 4)),
+        ("bcast_300x4_by_4", (300, 4), (4,)),
     ]
     for case, a_shape, b_shape in broadcasts:
         inputs = {"a": w.normal(*a_shape), "b": w.normal(*b_shape)}
@@ -211,6 +214,9 @@ def elementwise_cases():
         ]:
             forward = (lambda x, fn=fn: fn(x)) if axis < 0 else (lambda x, fn=fn, axis=axis: fn(x, dim=axis))
             record(w, f"{op}/{case}", {"x": w.normal(*shape)}, forward, args=[axis], grads=("x",))
+        # More than 16384 elements, so that a sum split into blocks runs several. Forward only,
+        # because the gradient of a full reduction is a constant that the cases above check.
+        record(w, f"{op}/17x1000_all_forward", {"x": w.normal(17, 1000)}, lambda x, fn=fn: fn(x), args=[-1])
     return w.write()
 
 
@@ -234,6 +240,14 @@ def conv_cases():
         ("k3_s2_p1_odd", 1, 2, 3, 7, 5, 3, 3, (2, 2), (1, 1), False),
         ("k3x2_s2x1_p1x0_bias", 2, 3, 4, 7, 6, 3, 2, (2, 1), (1, 0), True),
         ("k5_s3_p2", 2, 2, 3, 10, 11, 5, 5, (3, 3), (2, 2), False),
+        ("k1x3_s1x2_p0x1_bias", 2, 3, 2, 5, 9, 1, 3, (1, 2), (0, 1), True),
+        ("k3x2_s2x2_p1x0", 2, 2, 3, 7, 8, 3, 2, (2, 2), (1, 0), False),
+        ("k1_s1_p0_batch1_bias", 1, 3, 2, 4, 5, 1, 1, (1, 1), (0, 0), True),
+        # 32×32 maps in a batch of 3: an implementation that runs im2col and sgemm on chunks
+        # of images sized by the map (the C ops at the time of writing) runs several chunks,
+        # the last one partial.
+        ("k3_s1_p1_bias_batch3_32x32", 3, 1, 2, 32, 32, 3, 3, (1, 1), (1, 1), True),
+        ("k1_s1_p0_batch3_32x32", 3, 2, 1, 32, 32, 1, 1, (1, 1), (0, 0), False),
     ]
     for case, n, c, o, h, width, kh, kw, stride, pad, bias in conv2d:
         fan_in = c * kh * kw
@@ -257,6 +271,7 @@ def conv_cases():
         ("k1x3_s1x2_p0x1", 2, 2, 3, 4, 5, 1, 3, (1, 2), (0, 1), False),
         ("k2_s2_p0", 2, 4, 3, 3, 4, 2, 2, (2, 2), (0, 0), True),
         ("k5_s3_p2", 1, 2, 3, 4, 3, 5, 5, (3, 3), (2, 2), False),
+        ("k3_s1_p1_bias_batch3_32x32", 3, 1, 2, 32, 32, 3, 3, (1, 1), (1, 1), True),
     ]
     for case, n, c, o, h, width, kh, kw, stride, pad, bias in conv_transpose2d:
         fan_in = c * kh * kw
@@ -340,9 +355,9 @@ def attention_reference(qkv, heads):
 
 def attention_cases():
     w = FixtureWriter("attention.bin", seed=5)
-    # (case, batch, tokens, D, heads, input scale). Token counts past 64 make sure that an
-    # implementation working on blocks of query rows runs more than one block and a partial
-    # last block; the larger input scale gives peaked softmax rows.
+    # (case, batch, tokens, D, heads, input scale). With more than 64 tokens, an
+    # implementation working on blocks of query rows runs several blocks, the last one
+    # partial. The larger input scale gives peaked softmax rows.
     for case, batch, tokens, d, heads, scale in [
         ("n7_d8_h1", 2, 7, 8, 1, 1.0),
         ("n7_d16_h2", 2, 7, 16, 2, 1.0),
@@ -453,15 +468,20 @@ def pool_cases():
 def resize_cases():
     w = FixtureWriter("resize.bin", seed=8)
     # Forward only, in float32: the C op must match torch.nn.functional.interpolate exactly.
-    # The output size is the shape of y.
+    # The output size is the shape of y. Every case has at least 2 channels because PyTorch
+    # sends a (B, 1, H, W) tensor, which is also channels-last contiguous, to its channels-last
+    # kernel, and that kernel rounds differently from the NCHW kernel that RGB images take.
+    # The 224 -> 299 mapping is covered along each axis by a thin strip, which keeps the file
+    # small.
     for case, shape, size in [
-        ("up_32x32_to_299x299", (1, 1, 32, 32), (299, 299)),
+        ("up_32x32_to_299x299", (1, 2, 32, 32), (299, 299)),
         ("up_7x5_to_13x11", (2, 3, 7, 5), (13, 11)),
-        ("up_224x224_to_299x299", (1, 1, 224, 224), (299, 299)),
+        ("up_224x6_to_299x9", (1, 2, 224, 6), (299, 9)),
+        ("up_6x224_to_9x299", (1, 2, 6, 224), (9, 299)),
         ("up_5x3_to_9x12", (1, 2, 5, 3), (9, 12)),
         ("down_13x17_to_5x6", (2, 2, 13, 17), (5, 6)),
         ("down_32x32_to_7x9", (1, 2, 32, 32), (7, 9)),
-        ("same_6x4", (1, 1, 6, 4), (6, 4)),
+        ("same_6x4", (1, 2, 6, 4), (6, 4)),
     ]:
         record(w, f"resize_bilinear/{case}", {"x": w.uniform(-1, 1, *shape)},
                lambda x, size=size: F.interpolate(x, size=size, mode="bilinear", align_corners=False),
