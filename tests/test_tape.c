@@ -1,0 +1,265 @@
+/* The autograd tape: gradient accumulation, no-grad mode, frozen parameters, reshaped views
+ * and arena reuse across steps.
+ *
+ * The ops used here (scale, add, mul, sum, linear) mostly multiply by powers of two or add
+ * equal values, so most expected gradients are exact in float32 and are compared exactly.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "op_test.h"  /* leaf tensors, backward_from */
+#include "ops.h"
+#include "rng.h"
+#include "tape.h"
+#include "test.h"
+#include "util.h"
+
+static Tensor *random_leaf(Shape shape, bool requires_grad, uint32_t stream)
+{
+    Tensor *t = leaf_new(shape, requires_grad);
+    Rng rng = rng_make(7, stream);
+    rng_fill_normal(&rng, t->data, t->numel, 0.0f, 1.0f);
+    return t;
+}
+
+static bool all_zero(const float *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] != 0.0f) return false;
+    }
+    return true;
+}
+
+TEST(tape_backward_seeds_scalar_loss)
+{
+    Tape tape;
+    tape_init(&tape);
+    Tensor *x = random_leaf(shape2(3, 4), true, 1), *r = random_leaf(shape2(3, 4), false, 2);
+
+    /* loss = Σ x ⊙ r, so dloss/dx = r exactly */
+    Tensor *loss = op_sum(&tape, op_mul(&tape, x, r), -1);
+    CHECK_INT_EQ(loss->numel, 1);
+    tape_backward(&tape, loss);
+    CHECK(memcmp(x->grad, r->data, x->numel * sizeof(float)) == 0);
+    CHECK_MSG(r->grad == NULL, "a constant input received a gradient buffer");
+
+    leaf_free(x);
+    leaf_free(r);
+    tape_free(&tape);
+}
+
+TEST(tape_accumulates_two_uses)
+{
+    Tape tape;
+    tape_init(&tape);
+    Tensor *x = random_leaf(shape2(2, 3), true, 3);
+    float dy[6];
+    Rng rng = rng_make(7, 4);
+    rng_fill_normal(&rng, dy, 6, 0.0f, 1.0f);
+
+    /* y = 2x + 4x: both branches add into x->grad, 2·dy + 4·dy = 6·dy with one rounding */
+    Tensor *y = op_add(&tape, op_scale(&tape, x, 2.0f), op_scale(&tape, x, 4.0f));
+    backward_from(&tape, y, dy);
+    for (int i = 0; i < 6; i++) CHECK_NEAR(x->grad[i], 6.0f * dy[i], 0.0);
+
+    leaf_free(x);
+    tape_free(&tape);
+}
+
+TEST(tape_accumulates_same_tensor_twice_in_one_op)
+{
+    Tape tape;
+    tape_init(&tape);
+    Tensor *x = random_leaf(shape1(7), true, 5);
+    float dy[7];
+    Rng rng = rng_make(7, 6);
+    rng_fill_normal(&rng, dy, 7, 0.0f, 1.0f);
+
+    /* y = x ⊙ x: d/dx = 2·x·dy, from two contributions of x·dy each */
+    Tensor *y = op_mul(&tape, x, x);
+    backward_from(&tape, y, dy);
+    for (int i = 0; i < 7; i++) CHECK_NEAR(x->grad[i], 2.0f * (x->data[i] * dy[i]), 0.0);
+
+    leaf_free(x);
+    tape_free(&tape);
+}
+
+TEST(tape_accumulates_across_steps)
+{
+    Tape tape;
+    tape_init(&tape);
+    Tensor *x = random_leaf(shape2(4, 5), false, 7), *w = random_leaf(shape2(3, 5), true, 8);
+    float dy[12];
+    Rng rng = rng_make(7, 9);
+    rng_fill_normal(&rng, dy, 12, 0.0f, 1.0f);
+
+    backward_from(&tape, op_linear(&tape, x, w, NULL), dy);
+    float first[15];
+    memcpy(first, w->grad, sizeof first);
+    CHECK(!all_zero(first, 15));
+    tape_reset(&tape);
+
+    /* parameter gradients persist until cleared: a second identical step doubles them, up to
+     * the rounding of an sgemm that adds into the existing gradient */
+    backward_from(&tape, op_linear(&tape, x, w, NULL), dy);
+    for (int i = 0; i < 15; i++) CHECK_NEAR(w->grad[i], 2.0f * first[i], 1e-6 * fabsf(first[i]));
+
+    leaf_free(x);
+    leaf_free(w);
+    tape_free(&tape);
+}
+
+TEST(tape_no_grad_records_nothing)
+{
+    Tape tape;
+    tape_init(&tape);
+    Tensor *x = random_leaf(shape2(4, 5), true, 10), *w = random_leaf(shape2(3, 5), true, 11);
+    Tensor *b = random_leaf(shape1(3), true, 12);
+
+    bool previous = tape_set_grad_enabled(&tape, false);
+    CHECK(previous);
+    Tensor *y = op_gelu(&tape, op_linear(&tape, x, w, b));
+    Tensor *loss = op_sum(&tape, op_scale(&tape, y, 0.5f), -1);
+    CHECK_INT_EQ(tape.count, 0);
+    CHECK(!y->requires_grad);
+    CHECK(!loss->requires_grad);
+    Tensor *view = tensor_reshape(&tape, x, shape2(5, 4));
+    CHECK_MSG(!view->requires_grad, "a view made with gradients disabled requires a gradient");
+
+    CHECK(!tape_set_grad_enabled(&tape, true));
+    Tensor *recorded = op_linear(&tape, x, w, b);
+    CHECK(recorded->requires_grad);
+    CHECK_INT_EQ(tape.count, 1);
+
+    leaf_free(x);
+    leaf_free(w);
+    leaf_free(b);
+    tape_free(&tape);
+}
+
+TEST(tape_frozen_parameter_gets_no_gradient)
+{
+    Tape tape;
+    tape_init(&tape);
+    Tensor *x = random_leaf(shape2(4, 5), true, 13), *w = random_leaf(shape2(3, 5), false, 14);
+    Tensor *b = random_leaf(shape1(3), true, 15);
+    float dy[12];
+    Rng rng = rng_make(7, 16);
+    rng_fill_normal(&rng, dy, 12, 0.0f, 1.0f);
+
+    Tensor *y = op_linear(&tape, x, w, b);
+    CHECK(y->requires_grad);
+    backward_from(&tape, y, dy);
+    CHECK_MSG(w->grad == NULL, "the frozen weight received a gradient buffer");
+    CHECK_MSG(!all_zero(x->grad, x->numel), "the input's gradient is all zeros");
+    CHECK_MSG(!all_zero(b->grad, b->numel), "the bias gradient is all zeros");
+
+    /* with the input constant as well, only the bias is left on the tape */
+    tape_reset(&tape);
+    x->requires_grad = false;
+    leaf_zero_grad(x);
+    backward_from(&tape, op_linear(&tape, x, w, b), dy);
+    CHECK(all_zero(x->grad, x->numel));
+    CHECK(w->grad == NULL);
+
+    leaf_free(x);
+    leaf_free(w);
+    leaf_free(b);
+    tape_free(&tape);
+}
+
+TEST(tape_frozen_inputs_record_nothing)
+{
+    Tape tape;
+    tape_init(&tape);
+    Tensor *x = random_leaf(shape2(4, 5), false, 17), *w = random_leaf(shape2(3, 5), false, 18);
+
+    Tensor *y = op_tanh(&tape, op_linear(&tape, x, w, NULL));
+    CHECK(!y->requires_grad);
+    CHECK_INT_EQ(tape.count, 0);
+
+    leaf_free(x);
+    leaf_free(w);
+    tape_free(&tape);
+}
+
+TEST(tape_reshape_shares_gradient)
+{
+    Tape tape;
+    tape_init(&tape);
+    Tensor *x = random_leaf(shape2(2, 6), true, 19);
+    float dy[12];
+    Rng rng = rng_make(7, 20);
+    rng_fill_normal(&rng, dy, 12, 0.0f, 1.0f);
+
+    /* a view of a leaf: same data, same gradient buffer */
+    Tensor *view = tensor_reshape(&tape, x, shape3(3, 2, 2));
+    CHECK(view->data == x->data);
+    CHECK(view->grad == x->grad);
+    CHECK(view->requires_grad);
+    CHECK_INT_EQ(tape.count, 0);
+    backward_from(&tape, op_scale(&tape, view, 2.0f), dy);
+    for (int i = 0; i < 12; i++) CHECK_NEAR(x->grad[i], 2.0f * dy[i], 0.0);
+
+    /* a view of an activation: its gradient flows back through the op that made it */
+    tape_reset(&tape);
+    leaf_zero_grad(x);
+    Tensor *activation = op_scale(&tape, x, 4.0f);
+    Tensor *flat = tensor_reshape(&tape, activation, shape1(12));
+    CHECK(flat->grad != NULL);
+    CHECK(flat->grad == activation->grad);
+    backward_from(&tape, op_scale(&tape, flat, 0.5f), dy);
+    for (int i = 0; i < 12; i++) CHECK_NEAR(x->grad[i], 2.0f * dy[i], 0.0);
+
+    leaf_free(x);
+    tape_free(&tape);
+}
+
+/* One training-like step of fixed shapes; returns the arena bytes handed out. */
+static size_t arena_step(Tape *tape, Tensor *x, Tensor *w, Tensor *b, const float *dy)
+{
+    tape_reset(tape);
+    Tensor *h = op_gelu(tape, op_linear(tape, x, w, b));
+    Tensor *y = op_linear(tape, h, w, b);
+    backward_from(tape, op_scale(tape, op_add(tape, y, h), 0.5f), dy);
+    return tape->arena.step_bytes;
+}
+
+TEST(tape_arena_reuse_does_not_grow)
+{
+    Tape tape;
+    tape_init(&tape);
+    /* a small main block, so that the first step overflows it */
+    arena_free(&tape.arena);
+    arena_init(&tape.arena, 1024);
+
+    Tensor *x = random_leaf(shape3(4, 33, 16), true, 21), *w = random_leaf(shape2(16, 16), true, 22);
+    Tensor *b = random_leaf(shape1(16), true, 23);
+    float *dy = mg_malloc(4 * 33 * 16 * sizeof(float));
+    Rng rng = rng_make(7, 24);
+    rng_fill_normal(&rng, dy, 4 * 33 * 16, 0.0f, 1.0f);
+
+    size_t first_bytes = arena_step(&tape, x, w, b, dy);
+    CHECK_MSG(tape.arena.overflow != NULL, "the first step fit the 1 KiB block; the test needs a bigger step");
+    tape_reset(&tape);
+    CHECK_INT_EQ(tape.count, 0);
+    size_t capacity = tape.arena.capacity, peak = tape.arena.peak_bytes;
+    CHECK(capacity >= first_bytes);
+
+    for (int step = 2; step <= 3; step++) {
+        size_t bytes = arena_step(&tape, x, w, b, dy);
+        CHECK_INT_EQ(bytes, first_bytes);
+        CHECK_MSG(tape.arena.overflow == NULL, "step %d allocated outside the main block", step);
+        tape_reset(&tape);
+        CHECK_INT_EQ(tape.arena.capacity, capacity);
+        CHECK_INT_EQ(tape.arena.peak_bytes, peak);
+    }
+
+    leaf_free(x);
+    leaf_free(w);
+    leaf_free(b);
+    free(dy);
+    tape_free(&tape);
+}
