@@ -4,7 +4,9 @@
  * writes. A case builds the inputs and parameters as leaf tensors, runs the op on a tape and
  * compares the output. It then seeds the output's gradient with the case's random dy, runs the
  * backward pass and compares the gradient of every input and parameter. BatchNorm cases also
- * compare the updated running statistics. A test also fails when a case is missing a tensor
+ * compare the updated running statistics. A case with several gradients runs again once per
+ * input with that input frozen (requires_grad false): it must get no gradient buffer while
+ * the other gradients stay as they were. A test also fails when a case is missing a tensor
  * it needs, when the C output has another shape, or when the fixture has a tensor that no
  * case used (a misspelt name).
  *
@@ -74,11 +76,14 @@ struct CaseContext {
     const Fixture *fixture;
     bool *used;                          /* per fixture tensor: looked up by some case */
     char name[CASE_NAME_BYTES];          /* "<op>/<case>" */
+    char label[CASE_NAME_BYTES + 32];    /* the name, plus the frozen input if any, for messages */
+    const char *frozen;                  /* input built without requires_grad, or NULL */
     Tape *tape;
     bool missing;                        /* a required tensor or argument was missing */
 
-    Tensor *leaves[CASE_MAX_LEAVES];     /* inputs and parameters, in lookup order */
+    Tensor *leaves[CASE_MAX_LEAVES];     /* inputs and parameters, in lookup order, freed with the case */
     const char *leaf_names[CASE_MAX_LEAVES];
+    bool leaves_required_grad[CASE_MAX_LEAVES];
     int leaf_count;
 
     /* results other than y and the gradients, such as BatchNorm's running statistics */
@@ -107,7 +112,7 @@ static const FixtureTensor *case_require(CaseContext *c, const char *tensor)
 {
     const FixtureTensor *t = case_tensor(c, tensor);
     if (!t) {
-        test_fail(__FILE__, __LINE__, "%s: %s has no tensor '%s'", c->name, c->fixture->path, tensor);
+        test_fail(__FILE__, __LINE__, "%s: %s has no tensor '%s'", c->label, c->fixture->path, tensor);
         c->missing = true;
     }
     return t;
@@ -116,16 +121,17 @@ static const FixtureTensor *case_require(CaseContext *c, const char *tensor)
 static Tensor *add_leaf(CaseContext *c, const char *tensor, const FixtureTensor *t)
 {
     if (c->leaf_count == CASE_MAX_LEAVES) {
-        test_fail(__FILE__, __LINE__, "%s: more than %d inputs", c->name, CASE_MAX_LEAVES);
+        test_fail(__FILE__, __LINE__, "%s: more than %d inputs", c->label, CASE_MAX_LEAVES);
         c->missing = true;
         return NULL;
     }
     char grad_name[64];
     snprintf(grad_name, sizeof grad_name, "d%s", tensor);
-    bool requires_grad = case_tensor(c, grad_name) != NULL;
+    bool requires_grad = case_tensor(c, grad_name) != NULL && !(c->frozen && strcmp(c->frozen, tensor) == 0);
     Tensor *leaf = leaf_from(t->shape, t->data, requires_grad);
     c->leaves[c->leaf_count] = leaf;
     c->leaf_names[c->leaf_count] = tensor;
+    c->leaves_required_grad[c->leaf_count] = requires_grad;
     c->leaf_count++;
     return leaf;
 }
@@ -151,7 +157,7 @@ static float case_arg(CaseContext *c, size_t index)
     const FixtureTensor *args = case_require(c, "args");
     if (!args) return 0.0f;
     if (index >= args->numel) {
-        test_fail(__FILE__, __LINE__, "%s: args has %zu values, expected at least %zu", c->name, args->numel,
+        test_fail(__FILE__, __LINE__, "%s: args has %zu values, expected at least %zu", c->label, args->numel,
                   index + 1);
         c->missing = true;
         return 0.0f;
@@ -171,7 +177,7 @@ static float *case_extra(CaseContext *c, const char *tensor, const char *expecte
     const FixtureTensor *t = case_require(c, tensor);
     if (!t) return NULL;
     if (c->extra_count == CASE_MAX_EXTRAS) {
-        test_fail(__FILE__, __LINE__, "%s: more than %d extra results", c->name, CASE_MAX_EXTRAS);
+        test_fail(__FILE__, __LINE__, "%s: more than %d extra results", c->label, CASE_MAX_EXTRAS);
         c->missing = true;
         return NULL;
     }
@@ -232,17 +238,19 @@ static void compare_gradients(const OpFamily *family, CaseContext *c, Tensor *y,
 {
     if (!y->requires_grad || c->tape->count == 0) {
         test_fail(__FILE__, __LINE__, "%s: the op recorded nothing on the tape although its inputs require gradients",
-                  c->name);
+                  c->label);
         return;
     }
     backward_from(c->tape, y, dy->data);
 
     for (int i = 0; i < c->leaf_count; i++) {
         Tensor *leaf = c->leaves[i];
+        if (c->frozen && strcmp(c->frozen, c->leaf_names[i]) == 0)
+            CHECK_MSG(leaf->grad == NULL, "%s: the frozen input %s received a gradient buffer", c->label, c->frozen);
         if (!leaf->requires_grad) continue;
         char grad_name[64], label[CASE_NAME_BYTES + 64];
         snprintf(grad_name, sizeof grad_name, "d%s", c->leaf_names[i]);
-        snprintf(label, sizeof label, "%s/%s", c->name, grad_name);
+        snprintf(label, sizeof label, "%s/%s", c->label, grad_name);
         const FixtureTensor *expected = case_require(c, grad_name);
         if (!expected || !check_shape(label, leaf->shape, expected->shape)) continue;
         double error = compare_values(label, leaf->grad, expected, family->gradient, false, stats);
@@ -250,21 +258,27 @@ static void compare_gradients(const OpFamily *family, CaseContext *c, Tensor *y,
     }
 }
 
-static void run_case(const OpFamily *family, CaseContext *c, ErrorStats *stats)
+/* Runs one case. Every input that the fixture has a gradient for requires a gradient, except
+ * c->frozen. */
+static void run_case_once(const OpFamily *family, CaseContext *c, ErrorStats *stats)
 {
     tape_reset(c->tape);
+    if (c->frozen)
+        snprintf(c->label, sizeof c->label, "%s (%s frozen)", c->name, c->frozen);
+    else
+        snprintf(c->label, sizeof c->label, "%s", c->name);
     Tensor *y = family->run(c);
 
     if (y && !c->missing) {
         char label[CASE_NAME_BYTES + 64];
-        snprintf(label, sizeof label, "%s/y", c->name);
+        snprintf(label, sizeof label, "%s/y", c->label);
         const FixtureTensor *expected = case_require(c, "y");
         if (expected && check_shape(label, y->shape, expected->shape)) {
             double error = compare_values(label, y->data, expected, family->output, family->bit_exact, stats);
             if (error > stats->max_output_error) stats->max_output_error = error;
         }
         for (int i = 0; i < c->extra_count; i++) {
-            snprintf(label, sizeof label, "%s/%s", c->name, c->extra_names[i]);
+            snprintf(label, sizeof label, "%s/%s", c->label, c->extra_names[i]);
             const FixtureTensor *extra = case_require(c, c->extra_names[i]);
             if (extra) compare_values(label, c->extra_data[i], extra, family->output, false, stats);
         }
@@ -275,6 +289,27 @@ static void run_case(const OpFamily *family, CaseContext *c, ErrorStats *stats)
 
     for (int i = 0; i < c->leaf_count; i++) leaf_free(c->leaves[i]);
     for (int i = 0; i < c->extra_count; i++) free(c->extra_data[i]);
+}
+
+/* Runs a case, then once more per input with a gradient while that input is frozen, as a
+ * discriminator's parameters are during a generator step. The frozen input must get no
+ * gradient buffer and the other gradients must not change. */
+static void run_case(const OpFamily *family, const CaseContext *initial, ErrorStats *stats)
+{
+    CaseContext c = *initial;
+    run_case_once(family, &c, stats);
+
+    const char *with_gradient[CASE_MAX_LEAVES];
+    int count = 0;
+    for (int i = 0; i < c.leaf_count; i++) {
+        if (c.leaves_required_grad[i]) with_gradient[count++] = c.leaf_names[i];
+    }
+    if (count < 2) return;
+    for (int i = 0; i < count; i++) {
+        CaseContext frozen = *initial;
+        frozen.frozen = with_gradient[i];
+        run_case_once(family, &frozen, stats);
+    }
 }
 
 static bool has_suffix(const char *s, const char *suffix)
@@ -541,7 +576,7 @@ static Tensor *run_resize_bilinear(CaseContext *c)
     const FixtureTensor *y = case_require(c, "y");
     if (c->missing) return NULL;
     if (y->shape.ndim != 4) {
-        test_fail(__FILE__, __LINE__, "%s: y has %d dimensions, expected 4", c->name, y->shape.ndim);
+        test_fail(__FILE__, __LINE__, "%s: y has %d dimensions, expected 4", c->label, y->shape.ndim);
         return NULL;
     }
     return op_resize_bilinear(c->tape, x, y->shape.dim[2], y->shape.dim[3]);
