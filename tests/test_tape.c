@@ -1,14 +1,19 @@
-/* The autograd tape: gradient accumulation, no-grad mode, frozen parameters, reshaped views
- * and arena reuse across steps.
+/* The autograd tape: gradient accumulation, no-grad mode, frozen parameters, reshaped views,
+ * arena reuse across steps, and forward-only ops rejecting inputs that need a gradient.
  *
  * The ops used here (scale, add, mul, sum, linear) mostly multiply by powers of two or add
  * equal values, so most expected gradients are exact in float32 and are compared exactly.
  */
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "arena.h"
+#include "cli.h"      /* cli_setup_threads */
 #include "op_test.h"  /* leaf tensors, backward_from */
 #include "ops.h"
 #include "rng.h"
@@ -261,5 +266,71 @@ TEST(tape_arena_reuse_does_not_grow)
     leaf_free(w);
     leaf_free(b);
     free(dy);
+    tape_free(&tape);
+}
+
+/* A forward-only op called on an input that requires a gradient, with gradients enabled. */
+typedef struct ForwardOnlyCall {
+    const char *op;
+    Tape *tape;
+    Tensor *x;
+} ForwardOnlyCall;
+
+static void call_forward_only(const ForwardOnlyCall *call)
+{
+    if (strcmp(call->op, "max_pool2d") == 0)
+        op_max_pool2d(call->tape, call->x, 3, 2, 1);
+    else
+        op_resize_bilinear(call->tape, call->x, 9, 7);
+}
+
+/* Runs the call in a child process with stderr sent to a file. Returns true when the child
+ * aborted, and the child's stderr in `message` (malloc'd). An op that fails to abort goes on
+ * to its OpenMP loops, which can deadlock in a forked child of a multithreaded process, so
+ * the child runs single-threaded and an alarm ends it after ten seconds. */
+static bool call_aborts(const ForwardOnlyCall *call, char **message)
+{
+    char *path = mg_format("%s/stderr.txt", test_temp_dir());
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* dup2 keeps stderr unbuffered, so the message reaches the file before abort() */
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(100);
+        alarm(10);
+        cli_setup_threads(1);
+        call_forward_only(call);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    *message = mg_read_file(path, NULL);
+    free(path);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+TEST(tape_forward_only_ops_reject_gradients)
+{
+    Tape tape;
+    tape_init(&tape);
+    Tensor *x = random_leaf(shape4(1, 2, 5, 4), true, 25);
+    static const char *ops[] = {"max_pool2d", "resize_bilinear"};
+
+    for (size_t i = 0; i < MG_ARRAY_LEN(ops); i++) {
+        ForwardOnlyCall call = {ops[i], &tape, x};
+        char *message = NULL;
+        CHECK_MSG(call_aborts(&call, &message), "%s did not abort on an input that requires a gradient", ops[i]);
+        CHECK_STR_CONTAINS(message, ops[i]);
+        free(message);
+
+        /* with gradients disabled the same call is fine and records nothing */
+        tape_set_grad_enabled(&tape, false);
+        call_forward_only(&call);
+        CHECK_INT_EQ(tape.count, 0);
+        tape_set_grad_enabled(&tape, true);
+        tape_reset(&tape);
+    }
+
+    leaf_free(x);
     tape_free(&tape);
 }
