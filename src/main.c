@@ -12,6 +12,7 @@ typedef struct Command {
 } Command;
 
 static const Command commands[] = {
+    {"info", cmd_info, "print a model's config, layers, parameter counts and FLOPs"},
 };
 
 static void print_help(FILE *out)
