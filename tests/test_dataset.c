@@ -95,7 +95,8 @@ static char *load_error(const char *path, const char *data, size_t size)
     static char err[512];
     err[0] = '\0';
     CHECK(!dataset_load(path, &ds, err, sizeof err));
-    CHECK(ds.pixels == NULL && ds.count == 0);
+    CHECK(ds.pixels == NULL);
+    CHECK_INT_EQ(ds.count, 0);
     return err;
 }
 
@@ -230,9 +231,49 @@ TEST(dataset_abandoned_writer_leaves_nothing)
     char *listing = mg_format("ls -A '%s' | wc -l", dir);
     FILE *p = popen(listing, "r");
     int files = -1;
-    CHECK(p && fscanf(p, "%d", &files) == 1);
-    if (p) pclose(p);
+    CHECK(p != NULL);
+    if (p) {
+        CHECK(fscanf(p, "%d", &files) == 1);
+        pclose(p);
+    }
     CHECK_INT_EQ(files, 0);
     free(listing);
     free(path);
+}
+
+TEST(bundled_sample_is_valid)
+{
+    Dataset ds;
+    char err[512];
+    CHECK_MSG(dataset_load(DATASET_DEFAULT_PATH, &ds, err, sizeof err), "%s", err);
+    CHECK_INT_EQ(ds.count, 2400);
+    CHECK_INT_EQ(ds.height, 32);
+    CHECK_INT_EQ(ds.width, 32);
+    CHECK_INT_EQ(ds.channels, 3);
+
+    /* 20 crops from each of 120 breed folders, in sorted order */
+    int breeds = 0, run = 0;
+    const char *breed = NULL;
+    size_t breed_length = 0;
+    for (uint32_t i = 0; i < ds.count; i++) {
+        const char *source = ds.crops[i].source;
+        size_t length = strcspn(source, "/");
+        bool same = breed && length == breed_length && strncmp(source, breed, length) == 0;
+        if (!same) {
+            if (breed) CHECK_MSG(run == 20, "breed %.*s has %d crops", (int)breed_length, breed, run);
+            breeds++;
+            run = 0;
+            breed = source;
+            breed_length = length;
+        }
+        run++;
+        if (i > 0)
+            CHECK_MSG(strcmp(ds.crops[i - 1].source, source) < 0, "crop %u out of order: %s", i,
+                      source);
+    }
+    CHECK_INT_EQ(run, 20);
+
+    CHECK_INT_EQ(breeds, 120);
+    if (ds.count > 0) CHECK_STR_CONTAINS(ds.crops[0].source, "n02085620-Chihuahua/");
+    dataset_free(&ds);
 }
