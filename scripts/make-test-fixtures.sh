@@ -4,7 +4,7 @@
 # crops in tests/data/prepare_expected.h from them.
 #
 # usage: scripts/make-test-fixtures.sh STANFORD_DOGS_ROOT
-#   STANFORD_DOGS_ROOT holds Images/ and Annotation/ as the dataset is distributed.
+#   STANFORD_DOGS_ROOT contains Images/ and Annotation/ as the dataset is distributed.
 # The expected values need Python 3 with Pillow and NumPy (Debian: python3-pil python3-numpy);
 # set PYTHON to the interpreter that has them when it is not the first python3 on PATH.
 set -eu

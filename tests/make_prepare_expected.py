@@ -8,9 +8,9 @@ The values are computed without any mixgan code:
   rows ymin <= y < ymax, as in Pillow's Image.crop((xmin, ymin, xmax, ymax));
 - "square" boxes grow the shorter side around the centre (the extra pixel of an odd growth
   goes to the right or bottom) and are shifted back inside the image;
-- resizing is exact area averaging in float64: output pixel j of n covers the input interval
-  [j * w / n, (j + 1) * w / n) of a box w pixels wide, and each input pixel is weighted by the
-  length of its overlap with that interval. Values are rounded half up.
+- resizing is exact area averaging in float64. Output pixel j of n covers the input interval
+  [j * w / n, (j + 1) * w / n) of a box w pixels wide. Each input pixel is weighted by the
+  length of its overlap with that interval, and values are rounded half up.
 """
 import sys
 import xml.etree.ElementTree as ET
