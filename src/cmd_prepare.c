@@ -27,6 +27,7 @@ enum {
     PREVIEW_COUNT = 64,
     PREVIEW_COLUMNS = 8,
     MAX_WARNINGS = 100, /* further problems are counted in the summary only */
+    MAX_LIST_WARNINGS = 5, /* list entries without an image, named one by one */
     ERROR_BYTES = 1024,
 };
 
@@ -206,6 +207,9 @@ static Job *list_images(const char *dir, size_t *count)
     if (!paths) mg_fatal("%s", err);
     if (*count == 0)
         mg_fatal("%s: no .jpg, .jpeg or .png files found (%zu other files)", dir, ignored);
+    fprintf(stderr, "prepare: found %zu images under %s", *count, dir);
+    if (ignored > 0) fprintf(stderr, " and ignored %zu files of other types", ignored);
+    fputc('\n', stderr);
 
     char *root = strip_trailing_slashes(dir);
     size_t prefix = strlen(root) + 1;
@@ -285,7 +289,7 @@ static size_t filter_by_list(Job *jobs, size_t count, const char *list_path, con
         if (j < count && !strcmp(jobs[j].source, listed[i])) {
             jobs[kept++] = jobs[j++];
         } else {
-            if (missing < 5)
+            if (missing < MAX_LIST_WARNINGS)
                 mg_warn("skipped %s: listed in %s but not found under %s", listed[i], list_path,
                         dir);
             missing++;
@@ -294,7 +298,9 @@ static size_t filter_by_list(Job *jobs, size_t count, const char *list_path, con
     }
     for (; j < count; j++) free(jobs[j].image_path);
     free(listed);
-    if (missing > 5) mg_warn("%zu more images listed in %s were not found", missing - 5, list_path);
+    if (missing > MAX_LIST_WARNINGS)
+        mg_warn("%zu more images listed in %s were not found", missing - MAX_LIST_WARNINGS,
+                list_path);
     summary->skipped[PROBLEM_NOT_FOUND] = missing;
     if (kept == 0)
         mg_fatal("--list %s: none of its %zu entries is an image under %s", list_path,
@@ -368,7 +374,6 @@ static Job *list_jobs(const PrepareOptions *o, size_t *count, Summary *summary)
         images_dir = mg_strdup(root);
     }
     Job *jobs = list_images(images_dir, count);
-    fprintf(stderr, "prepare: found %zu images under %s\n", *count, images_dir);
     if (o->list) *count = filter_by_list(jobs, *count, o->list, images_dir, summary);
     if (o->kind == INPUT_STANFORD_DOGS) attach_annotations(jobs, *count, root);
     free(images_dir);
