@@ -12,6 +12,7 @@ typedef struct Command {
 } Command;
 
 static const Command commands[] = {
+    {"prepare", cmd_prepare, "crop and pack dog images into a dataset file"},
     {"info", cmd_info, "print a model's config, layers, parameter counts and FLOPs"},
 };
 
