@@ -73,3 +73,6 @@ clean:
 	rm -rf build mixgan
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/main.d
+
+$(BUILD)/bench-train: $(BUILD)/bench/bench_train.o $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -115,3 +115,9 @@ const char *loss_type_name(LossType loss);
 void augment_format(unsigned augment, char *buf, int size);
 /* Prints the resolved config: every setting after defaults were applied. */
 void config_print(const ModelConfig *config);
+
+/* Compares the parts of two config texts that define a model and its optimisation: everything
+ * except training.steps and the log, sample and checkpoint intervals. Returns true when they
+ * match; otherwise writes the path of the first difference (such as "generator[3].heads")
+ * into `difference`. Both texts must be valid configs. */
+bool config_same_model(const char *a, const char *b, char *difference, int size);

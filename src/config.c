@@ -465,3 +465,61 @@ void config_print(const ModelConfig *c)
     printf("  intervals        log %d, samples %d, checkpoints %d\n", t->log_interval, t->sample_interval,
            t->checkpoint_interval);
 }
+
+/* Settings that a resumed run may change. */
+static const char *const resumable_keys[] = {"steps", "log_interval", "sample_interval", "checkpoint_interval"};
+
+static void drop_resumable_keys(cJSON *root)
+{
+    cJSON *training = cJSON_GetObjectItemCaseSensitive(root, "training");
+    for (size_t i = 0; training && i < MG_ARRAY_LEN(resumable_keys); i++)
+        cJSON_DeleteItemFromObjectCaseSensitive(training, resumable_keys[i]);
+}
+
+/* Finds the first path where a and b differ; returns false when they are equal. */
+static bool first_difference(const cJSON *a, const cJSON *b, JsonPath *path)
+{
+    if (cJSON_IsObject(a) && cJSON_IsObject(b)) {
+        const cJSON *item;
+        cJSON_ArrayForEach(item, a) {
+            JsonPath p = path_child(path, item->string);
+            if (first_difference(item, cJSON_GetObjectItemCaseSensitive(b, item->string), &p)) {
+                *path = p;
+                return true;
+            }
+        }
+        cJSON_ArrayForEach(item, b) {
+            if (!cJSON_GetObjectItemCaseSensitive(a, item->string)) {
+                *path = path_child(path, item->string);
+                return true;
+            }
+        }
+        return false;
+    }
+    if (cJSON_IsArray(a) && cJSON_IsArray(b)) {
+        int n = cJSON_GetArraySize(a), m = cJSON_GetArraySize(b);
+        for (int i = 0; i < n || i < m; i++) {
+            JsonPath p = path_index(path, i);
+            if (i >= n || i >= m || first_difference(cJSON_GetArrayItem(a, i), cJSON_GetArrayItem(b, i), &p)) {
+                *path = p;
+                return true;
+            }
+        }
+        return false;
+    }
+    return !(a && b && cJSON_Compare(a, b, true));
+}
+
+bool config_same_model(const char *a, const char *b, char *difference, int size)
+{
+    cJSON *ja = cJSON_Parse(a), *jb = cJSON_Parse(b);
+    if (!ja || !jb) mg_panic("config_same_model on invalid JSON");
+    drop_resumable_keys(ja);
+    drop_resumable_keys(jb);
+    JsonPath path = {.source = ""};
+    bool differs = first_difference(ja, jb, &path);
+    if (differs) snprintf(difference, (size_t)size, "%s", path.text[0] ? path.text : "(top level)");
+    cJSON_Delete(ja);
+    cJSON_Delete(jb);
+    return !differs;
+}

@@ -387,9 +387,14 @@ static Tensor *layer_forward(const Layer *layer, Tape *tape, Tensor *x, bool tra
         return op_add(tape, x, layer->embedding);
     case LAYER_CLASS_TOKEN:
         return op_prepend_token(tape, x, layer->embedding);
-    case LAYER_TRANSFORMER:
-        for (int i = 0; i < s->depth; i++) x = transformer_block_forward(tape, &layer->blocks[i], x, s->heads);
+    case LAYER_TRANSFORMER: {
+        ArenaMark mark = arena_mark(&tape->arena);
+        for (int i = 0; i < s->depth; i++) {
+            x = transformer_block_forward(tape, &layer->blocks[i], x, s->heads);
+            if (!tape->grad_enabled) x = tape_keep_only(tape, mark, tape->count, x);
+        }
         return x;
+    }
     case LAYER_TOKENS_TO_IMAGE:
         return op_tokens_to_image(tape, x, layer->in.height, layer->in.width);
     case LAYER_IMAGE_TO_TOKENS:
@@ -434,7 +439,16 @@ Tensor *network_forward(Network *net, Tape *tape, Tensor *x, bool training)
         char a[64], b[64];
         mg_panic("%s: input shape %s, expected %s", net->role, shape_format(x->shape, a), shape_format(expected, b));
     }
-    for (int i = 0; i < net->count; i++) x = layer_forward(&net->layers[i], tape, x, training);
+    if (tape->grad_enabled) {
+        for (int i = 0; i < net->count; i++) x = layer_forward(&net->layers[i], tape, x, training);
+        return x;
+    }
+    /* Without gradients only the last output matters: keep one layer's activations at a time. */
+    ArenaMark mark = arena_mark(&tape->arena);
+    for (int i = 0; i < net->count; i++) {
+        x = layer_forward(&net->layers[i], tape, x, training);
+        x = tape_keep_only(tape, mark, tape->count, x);
+    }
     return x;
 }
 
