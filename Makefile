@@ -65,9 +65,15 @@ bench-ops: $(BUILD)/bench-ops
 bench: $(BUILD)/mixgan $(BUILD)/bench-ops
 	bench/run.sh $(BUILD)/mixgan
 
+# `make V=1` prints the full compiler command lines.
+ifneq ($(V),1)
+  QUIET = @
+endif
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	@$(if $(QUIET),echo "  CC      $<")
+	$(QUIET)$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 clean:
 	rm -rf build mixgan
