@@ -65,11 +65,20 @@ bench-ops: $(BUILD)/bench-ops
 bench: $(BUILD)/mixgan $(BUILD)/bench-ops
 	bench/run.sh $(BUILD)/mixgan
 
+# `make V=1` prints the full compiler command lines.
+ifneq ($(V),1)
+  QUIET = @
+endif
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	@$(if $(QUIET),echo "  CC      $<")
+	$(QUIET)$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 clean:
 	rm -rf build mixgan
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/main.d
+
+$(BUILD)/bench-train: $(BUILD)/bench/bench_train.o $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct ArenaBlock ArenaBlock;
@@ -26,5 +27,18 @@ void arena_free(Arena *arena);
 void *arena_alloc(Arena *arena, size_t bytes);
 /* Returns `count` zeroed floats. */
 float *arena_zeros(Arena *arena, size_t count);
+/* A position in an arena, to release everything allocated after it. */
+typedef struct ArenaMark {
+    size_t used;
+    ArenaBlock *overflow;
+    size_t step_bytes;
+} ArenaMark;
+
+ArenaMark arena_mark(const Arena *arena);
+/* Releases everything allocated since `mark` (which must not be older than the last reset). */
+void arena_release(Arena *arena, ArenaMark mark);
+/* True when p points into the arena's main block below `mark`. */
+bool arena_below_mark(const Arena *arena, ArenaMark mark, const void *p);
+
 /* Releases everything allocated since the last reset. */
 void arena_reset(Arena *arena);

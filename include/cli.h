@@ -28,6 +28,11 @@ double cli_double(CliArgs *args, double min, double max);
 noreturn void cli_usage_error(const CliArgs *args, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Returns the path of a file shipped with mixgan, such as the bundled dataset: `relative` as
+ * given when it exists from the current directory, otherwise relative to the directory of the
+ * mixgan executable. Returns a newly allocated string. */
+char *cli_find_bundled_file(const char *relative);
+
 /* Sets the number of threads for OpenMP and OpenBLAS. `requested` <= 0 means: the value of
  * MIXGAN_THREADS when set, otherwise every online core. Returns the count in use. */
 int cli_setup_threads(int requested);

@@ -57,6 +57,12 @@ Tensor *tensor_zeros(Tape *tape, Shape shape);
 /* Returns a tensor of another shape with the same elements. It shares x's data and, when x
  * requires a gradient, x's gradient buffer, so it needs no tape entry. */
 Tensor *tensor_reshape(Tape *tape, Tensor *x, Shape shape);
+/* Releases every arena allocation made since `mark` except the tensor t, which moves to the
+ * mark; returns its new location. For forward passes without gradients, which need only
+ * their last output: calling it after each layer keeps memory at one layer's worth. Aborts
+ * when anything was recorded on the tape since the mark. */
+Tensor *tape_keep_only(Tape *tape, ArenaMark mark, size_t tape_count, Tensor *t);
+
 /* Returns x's gradient buffer, allocating it zeroed from the arena on first use. */
 float *tensor_grad(Tape *tape, Tensor *x);
 

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdnoreturn.h>
 
 enum { TENSOR_MAX_DIMS = 4 };
 
@@ -41,5 +42,4 @@ void shape_check_equal(const char *op, const Tensor *a, const Tensor *b);
 /* Aborts with a message naming the op unless x has `ndim` dimensions. */
 void shape_check_ndim(const char *op, const Tensor *x, int ndim);
 /* Aborts with a message naming the op and the tensor shape. */
-void shape_panic(const char *op, const char *what, const Tensor *a, const Tensor *b)
-    __attribute__((noreturn));
+noreturn void shape_panic(const char *op, const char *what, const Tensor *a, const Tensor *b);

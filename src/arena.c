@@ -77,6 +77,29 @@ float *arena_zeros(Arena *arena, size_t count)
     return p;
 }
 
+ArenaMark arena_mark(const Arena *arena)
+{
+    return (ArenaMark){.used = arena->used, .overflow = arena->overflow, .step_bytes = arena->step_bytes};
+}
+
+void arena_release(Arena *arena, ArenaMark mark)
+{
+    while (arena->overflow && arena->overflow != mark.overflow) {
+        ArenaBlock *next = arena->overflow->next;
+        free(arena->overflow->memory);
+        free(arena->overflow);
+        arena->overflow = next;
+    }
+    arena->used = mark.used;
+    arena->step_bytes = mark.step_bytes;
+}
+
+bool arena_below_mark(const Arena *arena, ArenaMark mark, const void *p)
+{
+    const char *c = p;
+    return c >= arena->base && c < arena->base + mark.used;
+}
+
 void arena_reset(Arena *arena)
 {
     if (arena->overflow) {

@@ -100,3 +100,25 @@ int cli_setup_threads(int requested)
     openblas_set_num_threads(n);
     return n;
 }
+
+char *cli_find_bundled_file(const char *relative)
+{
+    if (mg_file_exists(relative)) return mg_strdup(relative);
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            /* the binary sits at the repository root, or two levels down in build/<kind>/ */
+            const char *prefixes[] = {"", "/../.."};
+            for (size_t i = 0; i < MG_ARRAY_LEN(prefixes); i++) {
+                char *candidate = mg_format("%s%s/%s", exe, prefixes[i], relative);
+                if (mg_file_exists(candidate)) return candidate;
+                free(candidate);
+            }
+        }
+    }
+    return mg_strdup(relative);
+}

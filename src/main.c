@@ -12,6 +12,10 @@ typedef struct Command {
 } Command;
 
 static const Command commands[] = {
+    {"prepare", cmd_prepare, "crop and pack dog images into a dataset file"},
+    {"train", cmd_train, "train a GAN from a JSON config"},
+    {"sample", cmd_sample, "generate images from a checkpoint as PNG files"},
+    {"info", cmd_info, "print a model's config, layers, parameter counts and FLOPs"},
 };
 
 static void print_help(FILE *out)

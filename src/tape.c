@@ -69,6 +69,38 @@ Tensor *tensor_reshape(Tape *tape, Tensor *x, Shape shape)
     return t;
 }
 
+Tensor *tape_keep_only(Tape *tape, ArenaMark mark, size_t tape_count, Tensor *t)
+{
+    if (tape->count != tape_count) mg_panic("tape_keep_only: ops were recorded since the mark");
+    Tensor copy = *t;
+    Arena *arena = &tape->arena;
+    if (arena_below_mark(arena, mark, copy.data)) {
+        /* a view of memory older than the mark: only the struct moves */
+        arena_release(arena, mark);
+        Tensor *kept = arena_alloc(arena, sizeof *kept);
+        *kept = copy;
+        return kept;
+    }
+    bool in_main_block = (char *)copy.data >= arena->base && (char *)copy.data < arena->base + arena->capacity;
+    float *temp = NULL;
+    if (!in_main_block) {
+        /* an overflow block of the first step, which the release frees: copy out first */
+        temp = mg_malloc(copy.numel * sizeof(float));
+        memcpy(temp, copy.data, copy.numel * sizeof(float));
+    }
+    arena_release(arena, mark);
+    Tensor *kept = tensor_empty(tape, copy.shape);
+    if (temp) {
+        memcpy(kept->data, temp, copy.numel * sizeof(float));
+        free(temp);
+    } else if (kept->data != copy.data) {
+        /* the data lies above the mark, so moving it down never overwrites what it reads first */
+        memmove(kept->data, copy.data, copy.numel * sizeof(float));
+    }
+    kept->requires_grad = false;
+    return kept;
+}
+
 float *tensor_grad(Tape *tape, Tensor *x)
 {
     if (!x->grad) x->grad = arena_zeros(&tape->arena, x->numel);

@@ -60,7 +60,12 @@ typedef struct CommandResult {
 /* Runs "$MIXGAN_BIN <args>" through /bin/sh (args is a shell fragment built like printf). */
 CommandResult test_run_mixgan(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void test_free_result(CommandResult *r);
-/* Returns a fresh directory under $TMPDIR (or /tmp), deleted when run-tests exits. */
+/* Returns a fresh directory under $TMPDIR (or /tmp), deleted when run-tests exits. The
+ * returned string stays valid until then. */
 const char *test_temp_dir(void);
 /* Path of a file under tests/ (the tests run from the repository root). */
 const char *test_data_path(const char *relative);
+/* Writes `size` bytes to `path`, replacing the file; exits the runner on failure. */
+void test_write_file(const char *path, const void *data, size_t size);
+/* Writes a NUL-terminated text to `path`. */
+void test_write_text(const char *path, const char *text);

@@ -114,8 +114,12 @@ const char *test_temp_dir(void)
         }
         atexit(remove_temp_root);
     }
-    free(current);
-    current = mg_format("%s/%d", temp_root, counter++);
+    /* Earlier names stay allocated so that a test may keep one across test_run_mixgan(),
+     * which takes a directory of its own. */
+    static char **all;
+    all = mg_realloc(all, (size_t)(counter + 1) * sizeof *all);
+    current = mg_format("%s/%d", temp_root, counter);
+    all[counter++] = current;
     if (!mg_make_dirs(current)) {
         perror(current);
         exit(1);
@@ -128,6 +132,20 @@ const char *test_data_path(const char *relative)
     static char buf[4096];
     snprintf(buf, sizeof buf, "tests/%s", relative);
     return buf;
+}
+
+void test_write_file(const char *path, const void *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) {
+        perror(path);
+        exit(1);
+    }
+}
+
+void test_write_text(const char *path, const char *text)
+{
+    test_write_file(path, text, strlen(text));
 }
 
 static bool selected(const Test *t, int argc, char **argv)
