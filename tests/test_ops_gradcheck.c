@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "augment.h"
 #include "op_test.h"  /* leaf tensors, backward_from */
 #include "ops.h"
 #include "rng.h"
@@ -59,6 +60,7 @@ struct GradCase {
     int iarg[8];                         /* op arguments, meaning per op */
     float farg[4];
     float *running_mean, *running_var;   /* batch norm only: (C) */
+    Rng draws;                           /* diffaugment only: where its random draws start */
     double step;
     double rtol, atol;                   /* atol is relative to max|analytic| of the tensor */
 };
@@ -775,6 +777,31 @@ static void setup_hinge_g(GradCase *c, Rng *rng, int trial)
     add_input(c, "x", shape2(rand_int(rng, 1, 9), 1), rng, 1.5f);
 }
 
+/* ---- augmentation ------------------------------------------------------------------------ */
+
+/* Every forward pass starts from the same RNG state, so that it draws the same shifts, factors
+ * and cutout squares and the augmentation is a fixed function of x. */
+static Tensor *forward_diffaugment(Tape *tape, GradCase *c)
+{
+    Rng rng = c->draws;
+    return diffaugment(tape, c->inputs[0], (unsigned)c->iarg[0], &rng);
+}
+
+/* One policy per trial: color, translation, cutout, then all three. Every one is linear in
+ * x for fixed draws. */
+static void setup_diffaugment(GradCase *c, Rng *rng, int trial)
+{
+    static const unsigned policies[GRAD_TRIALS] = {AUGMENT_COLOR, AUGMENT_TRANSLATION, AUGMENT_CUTOUT,
+                                                   AUGMENT_COLOR | AUGMENT_TRANSLATION | AUGMENT_CUTOUT};
+    c->forward = forward_diffaugment;
+    c->step = STEP_LINEAR;
+    c->iarg[0] = (int)policies[trial];
+    c->draws = rng_make(rng_below(rng, 1000), 1);
+    add_input(c, "x", shape4(rand_int(rng, 1, 3), rand_int(rng, 1, 3), rand_int(rng, 2, 17), rand_int(rng, 2, 17)),
+              rng, 0.5f);
+    append_label(c, " policy=%u", policies[trial]);
+}
+
 /* ---- tests ------------------------------------------------------------------------------- */
 
 /* One test per op; the seed differs per op so that shapes differ too. */
@@ -810,3 +837,4 @@ GRADCHECK_TEST(global_avg_pool, 126)
 GRADCHECK_TEST(bce_with_logits, 127)
 GRADCHECK_TEST(hinge_d, 128)
 GRADCHECK_TEST(hinge_g, 129)
+GRADCHECK_TEST(diffaugment, 130)
