@@ -1,9 +1,16 @@
-/* Leaf tensors and seeded backward passes for the op tests. */
+/* Leaf tensors, seeded backward passes and child processes for the op tests. */
 #include "op_test.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "cli.h"   /* cli_setup_threads */
+#include "test.h"  /* test_temp_dir */
 #include "util.h"
 
 /* A leaf and the buffers it owns. An op under test may point tensor.grad at arena memory
@@ -58,4 +65,30 @@ void backward_from(Tape *tape, Tensor *y, const float *dy)
         if (e->out->grad) e->backward(tape, e);
     }
     tape_set_grad_enabled(tape, previous);
+}
+
+int run_in_child(void (*fn)(void *), void *context, char **stderr_text)
+{
+    char *path = mg_format("%s/stderr.txt", test_temp_dir());
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) mg_fatal("fork failed: %s", strerror(errno));
+    if (pid == 0) {
+        /* dup2 keeps stderr unbuffered, so a message reaches the file before abort() */
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(100);
+        alarm(10);
+        cli_setup_threads(1);
+        fn(context);
+        /* _exit, not exit: the runner's atexit handler would delete the parent's temporary
+         * directory */
+        fflush(NULL);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    *stderr_text = mg_read_file(path, NULL);
+    if (!*stderr_text) *stderr_text = mg_strdup("");
+    free(path);
+    return status;
 }

@@ -1,5 +1,6 @@
-/* Helpers shared by the op tests: leaf tensors that live outside the tape's arena, and a
- * backward pass seeded with an arbitrary upstream gradient. */
+/* Helpers shared by the op tests: leaf tensors that live outside the tape's arena, a
+ * backward pass seeded with an arbitrary upstream gradient, and running code in a child
+ * process. */
 #pragma once
 
 #include <stdbool.h>
@@ -21,3 +22,10 @@ void leaf_zero_grad(Tensor *t);
  * of building sum(y ⊙ dy) from op_mul and op_sum, so that a bug in those two ops cannot
  * make every other op's test fail. */
 void backward_from(Tape *tape, Tensor *y, const float *dy);
+
+/* Runs fn(context) in a forked child process and returns its wait status (see waitpid), with
+ * what it wrote to stderr in *stderr_text (malloc'd). For code that is expected to abort, or
+ * that a sanitizer may stop. The child runs single-threaded, because OpenMP loops can deadlock
+ * in a forked child of a multithreaded process, and an alarm ends it after ten seconds. It
+ * exits with status 0 when fn returns. */
+int run_in_child(void (*fn)(void *), void *context, char **stderr_text);

@@ -4,17 +4,14 @@
  * The ops used here (scale, add, mul, sum, linear) mostly multiply by powers of two or add
  * equal values, so most expected gradients are exact in float32 and are compared exactly.
  */
-#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include "arena.h"
-#include "cli.h"      /* cli_setup_threads */
-#include "op_test.h"  /* leaf tensors, backward_from */
+#include "op_test.h"  /* leaf tensors, backward_from, run_in_child */
 #include "ops.h"
 #include "rng.h"
 #include "tape.h"
@@ -276,36 +273,20 @@ typedef struct ForwardOnlyCall {
     Tensor *x;
 } ForwardOnlyCall;
 
-static void call_forward_only(const ForwardOnlyCall *call)
+static void call_forward_only(void *context)
 {
+    const ForwardOnlyCall *call = context;
     if (strcmp(call->op, "max_pool2d") == 0)
         op_max_pool2d(call->tape, call->x, 3, 2, 1);
     else
         op_resize_bilinear(call->tape, call->x, 9, 7);
 }
 
-/* Runs the call in a child process with stderr sent to a file. Returns true when the child
- * aborted, and the child's stderr in `message` (malloc'd). An op that fails to abort goes on
- * to its OpenMP loops, which can deadlock in a forked child of a multithreaded process, so
- * the child runs single-threaded and an alarm ends it after ten seconds. */
-static bool call_aborts(const ForwardOnlyCall *call, char **message)
+/* Runs fn(context) in a child process; returns true when it aborted, with its stderr in
+ * `message` (malloc'd). */
+static bool aborts_in_child(void (*fn)(void *), void *context, char **message)
 {
-    char *path = mg_format("%s/stderr.txt", test_temp_dir());
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* dup2 keeps stderr unbuffered, so the message reaches the file before abort() */
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(100);
-        alarm(10);
-        cli_setup_threads(1);
-        call_forward_only(call);
-        _exit(0);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    *message = mg_read_file(path, NULL);
-    free(path);
+    int status = run_in_child(fn, context, message);
     return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
 }
 
@@ -319,7 +300,8 @@ TEST(tape_forward_only_ops_reject_gradients)
     for (size_t i = 0; i < MG_ARRAY_LEN(ops); i++) {
         ForwardOnlyCall call = {ops[i], &tape, x};
         char *message = NULL;
-        CHECK_MSG(call_aborts(&call, &message), "%s did not abort on an input that requires a gradient", ops[i]);
+        CHECK_MSG(aborts_in_child(call_forward_only, &call, &message),
+                  "%s did not abort on an input that requires a gradient", ops[i]);
         CHECK_STR_CONTAINS(message, ops[i]);
         free(message);
 
@@ -332,5 +314,111 @@ TEST(tape_forward_only_ops_reject_gradients)
     }
 
     leaf_free(x);
+    tape_free(&tape);
+}
+
+/* One layer of a forward pass without gradients: (B, 16) -> (B, 16). */
+static Tensor *no_grad_layer(Tape *tape, Tensor *x, Tensor *w, Tensor *b)
+{
+    return op_gelu(tape, op_linear(tape, x, w, b));
+}
+
+/* Runs `layers` layers, keeping only the last output after each one when `keep_only` is
+ * set. Returns the output, and the arena bytes of the step in *step_bytes. */
+static Tensor *no_grad_chain(Tape *tape, Tensor *x, Tensor *w, Tensor *b, int layers, bool keep_only,
+                             size_t *step_bytes)
+{
+    ArenaMark mark = arena_mark(&tape->arena);
+    for (int i = 0; i < layers; i++) {
+        x = no_grad_layer(tape, x, w, b);
+        if (keep_only) x = tape_keep_only(tape, mark, tape->count, x);
+    }
+    *step_bytes = tape->arena.step_bytes;
+    return x;
+}
+
+/* Checks tape_keep_only() on an arena whose main block holds a step, and on one so small that
+ * every allocation overflows into a block of its own. */
+static void check_keep_only(size_t initial_bytes)
+{
+    Tape tape, reference;
+    tape_init(&tape);
+    tape_init(&reference);
+    arena_free(&tape.arena);
+    arena_init(&tape.arena, initial_bytes);
+    tape_set_grad_enabled(&tape, false);
+    tape_set_grad_enabled(&reference, false);
+    Tensor *x = random_leaf(shape2(8, 16), false, 26), *w = random_leaf(shape2(16, 16), false, 27);
+    Tensor *b = random_leaf(shape1(16), false, 28);
+
+    /* the same values as without tape_keep_only(), in memory that does not grow with depth */
+    size_t bytes_one, bytes_five, bytes_reference;
+    Tensor *expected = no_grad_chain(&reference, x, w, b, 5, false, &bytes_reference);
+    no_grad_chain(&tape, x, w, b, 1, true, &bytes_one);
+    tape_reset(&tape);
+    Tensor *kept = no_grad_chain(&tape, x, w, b, 5, true, &bytes_five);
+    CHECK(shape_equal(kept->shape, expected->shape));
+    CHECK(memcmp(kept->data, expected->data, expected->numel * sizeof(float)) == 0);
+    CHECK(!kept->requires_grad);
+    CHECK_INT_EQ(bytes_five, bytes_one);
+    CHECK(bytes_five < bytes_reference);
+
+    leaf_free(x);
+    leaf_free(w);
+    leaf_free(b);
+    tape_free(&tape);
+    tape_free(&reference);
+}
+
+TEST(tape_keep_only_main_block)
+{
+    check_keep_only(1 << 20);
+}
+
+TEST(tape_keep_only_overflow_blocks)
+{
+    check_keep_only(64);
+}
+
+TEST(tape_keep_only_view_of_older_memory)
+{
+    Tape tape;
+    tape_init(&tape);
+    tape_set_grad_enabled(&tape, false);
+    Tensor *older = tensor_zeros(&tape, shape2(4, 6));
+    for (size_t i = 0; i < older->numel; i++) older->data[i] = (float)i;
+
+    /* a view made after the mark of data from before it: only the tensor struct moves */
+    ArenaMark mark = arena_mark(&tape.arena);
+    Tensor *view = tensor_reshape(&tape, older, shape3(2, 3, 4));
+    op_scale(&tape, older, 2.0f);
+    Tensor *kept = tape_keep_only(&tape, mark, tape.count, view);
+    CHECK(kept->data == older->data);
+    CHECK(shape_equal(kept->shape, shape3(2, 3, 4)));
+    CHECK_NEAR(kept->data[23], 23.0f, 0.0);
+
+    tape_free(&tape);
+}
+
+/* tape_keep_only() after an op was recorded: must abort. */
+static void keep_only_after_recording(void *context)
+{
+    Tape *tape = context;
+    Tensor *x = random_leaf(shape2(2, 3), true, 29);
+    ArenaMark mark = arena_mark(&tape->arena);
+    size_t count = tape->count;
+    Tensor *y = op_scale(tape, x, 2.0f);
+    tape_keep_only(tape, mark, count, y);
+}
+
+TEST(tape_keep_only_rejects_recorded_ops)
+{
+    Tape tape;
+    tape_init(&tape);
+    char *message = NULL;
+    CHECK_MSG(aborts_in_child(keep_only_after_recording, &tape, &message),
+              "tape_keep_only() did not abort after an op was recorded since the mark");
+    CHECK_STR_CONTAINS(message, "tape_keep_only");
+    free(message);
     tape_free(&tape);
 }
