@@ -65,9 +65,7 @@ static const char *write_file(const Bytes *b)
 {
     static char path[1024];
     snprintf(path, sizeof path, "%s/fixture.bin", test_temp_dir());
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(b->data, 1, b->size, f) != b->size) test_fail(__FILE__, __LINE__, "cannot write %s", path);
-    if (f) fclose(f);
+    test_write_file(path, b->data, b->size);
     return path;
 }
 
