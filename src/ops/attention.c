@@ -1,14 +1,15 @@
-/* Multi-head self-attention as one op, one query row at a time.
+/* Multi-head self-attention as one op, on blocks of query rows.
  *
- * For each (image, head) pair a thread gathers kᵀ and vᵀ (head_dim, N) into its workspace,
- * then for every query row i computes the scores s = q_i·kᵀ·scale, p = softmax(s) and
- * out_i = p·v. Only one row of the N×N score matrix exists at a time per thread. Forward
- * saves the log-sum-exp of every row; backward recomputes p from it:
- *   dv += pᵀ·dout_i,  dp = dout_i·vᵀ,  ds = p ⊙ (dp − dout_i·out_i),
- *   dq_i = scale·ds·k,  dk += scale·dsᵀ·q_i.
- * The (image, head) pairs are independent, so threads never share an accumulator and the
- * result does not depend on the thread count. The loops run in plain C rather than sgemm
- * because the per-pair products are small and sgemm must not run inside a parallel loop.
+ * Each (image, head) pair is one task for one thread. The thread copies the pair's keys and
+ * values into its workspace (k and v as (N, hd), kᵀ and vᵀ as (hd, N)) and then walks the
+ * queries in blocks of QUERY_BLOCK rows:
+ *   forward:  S = scale·Q·Kᵀ, P = softmax(S) row by row, O = P·V, saving each row's
+ *             log-sum-exp;
+ *   backward: P recomputed from S and the saved log-sum-exp, dP = dO·Vᵀ, dVᵀ += dOᵀ·P,
+ *             dS = scale·P ⊙ (dP − rowsum(dO ⊙ O)), dQ = dS·K, dKᵀ += Qᵀ·dS.
+ * Only one QUERY_BLOCK × N block of scores exists per thread at a time. The products run in
+ * small_gemm because sgemm must not be called inside the parallel loop; pairs never share
+ * an accumulator, so the result does not depend on the thread count.
  */
 #include <math.h>
 #include <omp.h>
@@ -16,7 +17,10 @@
 
 #include "internal.h"
 #include "ops.h"
+#include "small_gemm.h"
 #include "vecmath.h"
+
+enum { QUERY_BLOCK = 32 };
 
 typedef struct AttentionDims {
     int batch, tokens, dim, heads, head_dim;
@@ -32,38 +36,57 @@ static AttentionDims attention_dims(const Tensor *qkv, int heads)
     return d;
 }
 
-/* kT[t·N + j] = k[j, t] and vT[t·N + j] = v[j, t] for one image and head. */
-static void gather_keys_values(const AttentionDims *d, const float *qkv_image, int head, float *kT, float *vT)
+/* Per-thread buffers of one (image, head) pair. */
+typedef struct Workspace {
+    float *k, *v;      /* (N, hd) */
+    float *kT, *vT;    /* (hd, N) */
+    float *scores;     /* (QUERY_BLOCK, N): S, then P */
+    float *dscores;    /* (QUERY_BLOCK, N): dP, then dS (backward only) */
+    float *dkT, *dvT;  /* (hd, N) gradient accumulators (backward only) */
+} Workspace;
+
+static size_t workspace_floats(const AttentionDims *d, bool backward)
+{
+    size_t n = (size_t)d->tokens, hd = (size_t)d->head_dim;
+    return 4 * hd * n + QUERY_BLOCK * n + (backward ? QUERY_BLOCK * n + 2 * hd * n : 0);
+}
+
+static Workspace carve_workspace(float *base, const AttentionDims *d, bool backward)
+{
+    size_t n = (size_t)d->tokens, hd = (size_t)d->head_dim;
+    Workspace w = {.k = base};
+    w.v = w.k + hd * n;
+    w.kT = w.v + hd * n;
+    w.vT = w.kT + hd * n;
+    w.scores = w.vT + hd * n;
+    if (backward) {
+        w.dscores = w.scores + QUERY_BLOCK * n;
+        w.dkT = w.dscores + QUERY_BLOCK * n;
+        w.dvT = w.dkT + hd * n;
+    }
+    return w;
+}
+
+/* Copies the keys and values of one pair into the workspace in both layouts. */
+static void gather_keys_values(const AttentionDims *d, const float *qkv_image, int head, Workspace *w)
 {
     int n = d->tokens, hd = d->head_dim;
     for (int j = 0; j < n; j++) {
         const float *row = qkv_image + (size_t)j * 3 * d->dim + (size_t)head * hd;
+        memcpy(w->k + (size_t)j * hd, row + d->dim, (size_t)hd * sizeof(float));
+        memcpy(w->v + (size_t)j * hd, row + 2 * d->dim, (size_t)hd * sizeof(float));
         for (int t = 0; t < hd; t++) {
-            kT[(size_t)t * n + j] = row[d->dim + t];
-            vT[(size_t)t * n + j] = row[2 * d->dim + t];
+            w->kT[(size_t)t * n + j] = row[d->dim + t];
+            w->vT[(size_t)t * n + j] = row[2 * d->dim + t];
         }
     }
 }
 
-/* s[j] = scale · Σ_t q[t]·kT[t, j] */
-static void score_row(const AttentionDims *d, const float *q, const float *kT, float *s)
+/* scores (rows, N) = scale · Q (rows, hd) · Kᵀ; q points at the first row's query. */
+static void compute_scores(const AttentionDims *d, const float *q, int rows, const Workspace *w)
 {
-    int n = d->tokens;
-    memset(s, 0, (size_t)n * sizeof(float));
-    for (int t = 0; t < d->head_dim; t++) {
-        float a = q[t] * d->scale;
-        const float *k = kT + (size_t)t * n;
-        #pragma omp simd
-        for (int j = 0; j < n; j++) s[j] += a * k[j];
-    }
-}
-
-static float dot(const float *a, const float *b, int n)
-{
-    float acc = 0.0f;
-    #pragma omp simd reduction(+ : acc)
-    for (int j = 0; j < n; j++) acc += a[j] * b[j];
-    return acc;
+    small_gemm(rows, d->tokens, d->head_dim, d->scale, q, 3 * d->dim, 1, w->kT, d->tokens, false, w->scores,
+               d->tokens);
 }
 
 static void attention_backward(Tape *tape, const TapeEntry *e);
@@ -78,31 +101,41 @@ Tensor *op_attention(Tape *tape, Tensor *qkv, int heads)
     int n = d.tokens, hd = d.head_dim;
     Tensor *y = tensor_empty(tape, shape3(d.batch, n, d.dim));
     float *lse = arena_alloc(&tape->arena, (size_t)d.batch * heads * n * sizeof(float));
-
-    int threads = omp_get_max_threads();
-    size_t workspace = (size_t)(2 * hd + 1) * n;
-    float *buffers = arena_alloc(&tape->arena, (size_t)threads * workspace * sizeof(float));
+    size_t per_thread = workspace_floats(&d, false);
+    float *buffers = arena_alloc(&tape->arena, (size_t)omp_get_max_threads() * per_thread * sizeof(float));
 
     #pragma omp parallel for schedule(dynamic, 1)
     for (int pair = 0; pair < d.batch * heads; pair++) {
         int b = pair / heads, h = pair % heads;
-        float *kT = buffers + (size_t)omp_get_thread_num() * workspace, *vT = kT + (size_t)hd * n, *s = vT + (size_t)hd * n;
+        Workspace w = carve_workspace(buffers + (size_t)omp_get_thread_num() * per_thread, &d, false);
         const float *image = qkv->data + (size_t)b * n * 3 * d.dim;
-        gather_keys_values(&d, image, h, kT, vT);
-        for (int i = 0; i < n; i++) {
-            score_row(&d, image + (size_t)i * 3 * d.dim + (size_t)h * hd, kT, s);
-            float max = s[0];
-            for (int j = 1; j < n; j++) max = s[j] > max ? s[j] : max;
-            float sum = 0.0f;
-            #pragma omp simd reduction(+ : sum)
-            for (int j = 0; j < n; j++) {
-                s[j] = vec_expf(s[j] - max);
-                sum += s[j];
+        gather_keys_values(&d, image, h, &w);
+        for (int i0 = 0; i0 < n; i0 += QUERY_BLOCK) {
+            int rows = n - i0 < QUERY_BLOCK ? n - i0 : QUERY_BLOCK;
+            compute_scores(&d, image + (size_t)i0 * 3 * d.dim + (size_t)h * hd, rows, &w);
+
+            /* exp(S − row max) and the row sums; the sums normalise O below */
+            float inv_sum[QUERY_BLOCK];
+            for (int r = 0; r < rows; r++) {
+                float *s = w.scores + (size_t)r * n;
+                float max = s[0];
+                for (int j = 1; j < n; j++) max = s[j] > max ? s[j] : max;
+                float sum = 0.0f;
+                #pragma omp simd reduction(+ : sum)
+                for (int j = 0; j < n; j++) {
+                    s[j] = vec_expf(s[j] - max);
+                    sum += s[j];
+                }
+                lse[(size_t)pair * n + i0 + r] = max + logf(sum);
+                inv_sum[r] = 1.0f / sum;
             }
-            lse[(size_t)pair * n + i] = max + logf(sum);
-            float inv = 1.0f / sum;
-            float *out = y->data + ((size_t)b * n + i) * d.dim + (size_t)h * hd;
-            for (int t = 0; t < hd; t++) out[t] = inv * dot(s, vT + (size_t)t * n, n);
+
+            /* O (rows, hd) = exp(S − max) (rows, N) · V (N, hd), then each row divided by its sum */
+            float *out = y->data + ((size_t)b * n + i0) * d.dim + (size_t)h * hd;
+            small_gemm(rows, hd, n, 1.0f, w.scores, n, 1, w.v, hd, false, out, d.dim);
+            for (int r = 0; r < rows; r++) {
+                for (int t = 0; t < hd; t++) out[(size_t)r * d.dim + t] *= inv_sum[r];
+            }
         }
     }
 
@@ -118,72 +151,61 @@ static void attention_backward(Tape *tape, const TapeEntry *e)
 {
     Tensor *qkv = e->in[0], *y = e->out;
     const float *lse = e->saved;
-    int heads = e->iarg[0];
-    AttentionDims d = attention_dims(qkv, heads);
-    int n = d.tokens, hd = d.head_dim;
+    AttentionDims d = attention_dims(qkv, e->iarg[0]);
+    int n = d.tokens, hd = d.head_dim, stride = 3 * d.dim;
     float *dqkv = tensor_grad(tape, qkv);
-
-    int threads = omp_get_max_threads();
-    size_t workspace = (size_t)(4 * hd + 2) * n;
-    float *buffers = arena_alloc(&tape->arena, (size_t)threads * workspace * sizeof(float));
+    size_t per_thread = workspace_floats(&d, true);
+    float *buffers = arena_alloc(&tape->arena, (size_t)omp_get_max_threads() * per_thread * sizeof(float));
 
     #pragma omp parallel for schedule(dynamic, 1)
-    for (int pair = 0; pair < d.batch * heads; pair++) {
-        int b = pair / heads, h = pair % heads;
-        float *kT = buffers + (size_t)omp_get_thread_num() * workspace;
-        float *vT = kT + (size_t)hd * n, *dkT = vT + (size_t)hd * n, *dvT = dkT + (size_t)hd * n;
-        float *p = dvT + (size_t)hd * n, *dp = p + n;
-        const float *image = qkv->data + (size_t)b * n * 3 * d.dim;
-        float *dimage = dqkv + (size_t)b * n * 3 * d.dim;
-        gather_keys_values(&d, image, h, kT, vT);
-        memset(dkT, 0, 2 * (size_t)hd * n * sizeof(float));
+    for (int pair = 0; pair < d.batch * d.heads; pair++) {
+        int b = pair / d.heads, h = pair % d.heads;
+        Workspace w = carve_workspace(buffers + (size_t)omp_get_thread_num() * per_thread, &d, true);
+        const float *image = qkv->data + (size_t)b * n * stride;
+        float *dimage = dqkv + (size_t)b * n * stride;
+        gather_keys_values(&d, image, h, &w);
+        memset(w.dkT, 0, 2 * (size_t)hd * n * sizeof(float));
 
-        for (int i = 0; i < n; i++) {
-            const float *q = image + (size_t)i * 3 * d.dim + (size_t)h * hd;
-            const float *dout = y->grad + ((size_t)b * n + i) * d.dim + (size_t)h * hd;
-            const float *out = y->data + ((size_t)b * n + i) * d.dim + (size_t)h * hd;
+        for (int i0 = 0; i0 < n; i0 += QUERY_BLOCK) {
+            int rows = n - i0 < QUERY_BLOCK ? n - i0 : QUERY_BLOCK;
+            const float *q = image + (size_t)i0 * stride + (size_t)h * hd;
+            const float *dout = y->grad + ((size_t)b * n + i0) * d.dim + (size_t)h * hd;
+            const float *out = y->data + ((size_t)b * n + i0) * d.dim + (size_t)h * hd;
 
-            /* p = exp(s − lse), the softmax row of the forward pass */
-            score_row(&d, q, kT, p);
-            float row_lse = lse[(size_t)pair * n + i];
-            #pragma omp simd
-            for (int j = 0; j < n; j++) p[j] = vec_expf(p[j] - row_lse);
-
-            /* dp = dout·vᵀ and dvᵀ += dout ⊗ p */
-            memset(dp, 0, (size_t)n * sizeof(float));
-            float dout_dot_out = 0.0f;
-            for (int t = 0; t < hd; t++) {
-                float g = dout[t];
-                const float *v = vT + (size_t)t * n;
-                float *dv = dvT + (size_t)t * n;
+            /* P = exp(S − lse), the softmax rows of the forward pass */
+            compute_scores(&d, q, rows, &w);
+            for (int r = 0; r < rows; r++) {
+                float *s = w.scores + (size_t)r * n, row_lse = lse[(size_t)pair * n + i0 + r];
                 #pragma omp simd
-                for (int j = 0; j < n; j++) {
-                    dp[j] += g * v[j];
-                    dv[j] += g * p[j];
-                }
-                dout_dot_out += g * out[t];
+                for (int j = 0; j < n; j++) s[j] = vec_expf(s[j] - row_lse);
             }
 
-            /* ds = p ⊙ (dp − dout·out), kept in dp */
-            #pragma omp simd
-            for (int j = 0; j < n; j++) dp[j] = p[j] * (dp[j] - dout_dot_out);
+            /* dP (rows, N) = dO (rows, hd) · Vᵀ and dVᵀ (hd, N) += dOᵀ · P */
+            small_gemm(rows, n, hd, 1.0f, dout, d.dim, 1, w.vT, n, false, w.dscores, n);
+            small_gemm(hd, n, rows, 1.0f, dout, 1, d.dim, w.scores, n, true, w.dvT, n);
 
-            /* dq = scale·ds·k and dkᵀ += scale·q ⊗ ds */
-            float *dq = dimage + (size_t)i * 3 * d.dim + (size_t)h * hd;
-            for (int t = 0; t < hd; t++) {
-                dq[t] += d.scale * dot(dp, kT + (size_t)t * n, n);
-                float a = d.scale * q[t];
-                float *dk = dkT + (size_t)t * n;
+            /* dS = scale · P ⊙ (dP − dO·O), row by row; the scale comes in the products below */
+            for (int r = 0; r < rows; r++) {
+                const float *go = dout + (size_t)r * d.dim, *o = out + (size_t)r * d.dim;
+                float dot = 0.0f;
+                for (int t = 0; t < hd; t++) dot += go[t] * o[t];
+                float *ds = w.dscores + (size_t)r * n;
+                const float *p = w.scores + (size_t)r * n;
                 #pragma omp simd
-                for (int j = 0; j < n; j++) dk[j] += a * dp[j];
+                for (int j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - dot);
             }
+
+            /* dQ (rows, hd) += scale · dS · K and dKᵀ (hd, N) += scale · Qᵀ · dS */
+            small_gemm(rows, hd, n, d.scale, w.dscores, n, 1, w.k, hd, true, dimage + (size_t)i0 * stride + (size_t)h * hd,
+                       stride);
+            small_gemm(hd, n, rows, d.scale, q, 1, stride, w.dscores, n, true, w.dkT, n);
         }
 
         for (int j = 0; j < n; j++) {
-            float *row = dimage + (size_t)j * 3 * d.dim + (size_t)h * hd;
+            float *row = dimage + (size_t)j * stride + (size_t)h * hd;
             for (int t = 0; t < hd; t++) {
-                row[d.dim + t] += dkT[(size_t)t * n + j];
-                row[2 * d.dim + t] += dvT[(size_t)t * n + j];
+                row[d.dim + t] += w.dkT[(size_t)t * n + j];
+                row[2 * d.dim + t] += w.dvT[(size_t)t * n + j];
             }
         }
     }

@@ -30,12 +30,13 @@ Tensor *op_add(Tape *tape, Tensor *a, Tensor *b)
 {
     size_t inner = broadcast_size("add", a, b), outer = a->numel / inner;
     Tensor *y = tensor_empty(tape, a->shape);
+    const float *pb = b->data;
     #pragma omp parallel for schedule(static) if (a->numel > PARALLEL_MIN)
     for (size_t o = 0; o < outer; o++) {
         const float *pa = a->data + o * inner;
         float *py = y->data + o * inner;
         #pragma omp simd
-        for (size_t i = 0; i < inner; i++) py[i] = pa[i] + b->data[i];
+        for (size_t i = 0; i < inner; i++) py[i] = pa[i] + pb[i];
     }
     tape_record(tape, "add", add_backward, y, a, b, NULL, NULL);
     return y;
@@ -46,8 +47,10 @@ static void add_backward(Tape *tape, const TapeEntry *e)
     Tensor *a = e->in[0], *b = e->in[1], *y = e->out;
     if (a->requires_grad) {
         float *da = tensor_grad(tape, a);
-        #pragma omp parallel for simd schedule(static) if (a->numel > PARALLEL_MIN)
-        for (size_t i = 0; i < a->numel; i++) da[i] += y->grad[i];
+        const float *dy = y->grad;
+        size_t n = a->numel;
+        #pragma omp parallel for simd schedule(static) if (n > PARALLEL_MIN)
+        for (size_t i = 0; i < n; i++) da[i] += dy[i];
     }
     if (b->requires_grad) sum_rows_add(tape, y->grad, a->numel / b->numel, b->numel, tensor_grad(tape, b));
 }
@@ -58,12 +61,13 @@ Tensor *op_mul(Tape *tape, Tensor *a, Tensor *b)
 {
     size_t inner = broadcast_size("mul", a, b), outer = a->numel / inner;
     Tensor *y = tensor_empty(tape, a->shape);
+    const float *pb = b->data;
     #pragma omp parallel for schedule(static) if (a->numel > PARALLEL_MIN)
     for (size_t o = 0; o < outer; o++) {
         const float *pa = a->data + o * inner;
         float *py = y->data + o * inner;
         #pragma omp simd
-        for (size_t i = 0; i < inner; i++) py[i] = pa[i] * b->data[i];
+        for (size_t i = 0; i < inner; i++) py[i] = pa[i] * pb[i];
     }
     tape_record(tape, "mul", mul_backward, y, a, b, NULL, NULL);
     return y;
@@ -73,12 +77,13 @@ static void mul_backward(Tape *tape, const TapeEntry *e)
 {
     Tensor *a = e->in[0], *b = e->in[1], *y = e->out;
     size_t inner = b->numel, outer = a->numel / inner;
+    const float *dy = y->grad, *pa = a->data, *pb = b->data;
     if (a->requires_grad) {
         float *da = tensor_grad(tape, a);
         #pragma omp parallel for schedule(static) if (a->numel > PARALLEL_MIN)
         for (size_t o = 0; o < outer; o++) {
             #pragma omp simd
-            for (size_t i = 0; i < inner; i++) da[o * inner + i] += y->grad[o * inner + i] * b->data[i];
+            for (size_t i = 0; i < inner; i++) da[o * inner + i] += dy[o * inner + i] * pb[i];
         }
     }
     if (b->requires_grad) {
@@ -87,7 +92,7 @@ static void mul_backward(Tape *tape, const TapeEntry *e)
         #pragma omp parallel for schedule(static) if (a->numel > PARALLEL_MIN)
         for (size_t i = 0; i < inner; i++) {
             float acc = 0.0f;
-            for (size_t o = 0; o < outer; o++) acc += y->grad[o * inner + i] * a->data[o * inner + i];
+            for (size_t o = 0; o < outer; o++) acc += dy[o * inner + i] * pa[o * inner + i];
             db[i] += acc;
         }
     }
@@ -98,8 +103,11 @@ static void scale_backward(Tape *tape, const TapeEntry *e);
 Tensor *op_scale(Tape *tape, Tensor *x, float s)
 {
     Tensor *y = tensor_empty(tape, x->shape);
-    #pragma omp parallel for simd schedule(static) if (x->numel > PARALLEL_MIN)
-    for (size_t i = 0; i < x->numel; i++) y->data[i] = s * x->data[i];
+    const float *in = x->data;
+    float *out = y->data;
+    size_t n = x->numel;
+    #pragma omp parallel for simd schedule(static) if (n > PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = s * in[i];
     TapeEntry *e = tape_record(tape, "scale", scale_backward, y, x, NULL, NULL, NULL);
     if (e) e->farg[0] = s;
     return y;
@@ -107,36 +115,43 @@ Tensor *op_scale(Tape *tape, Tensor *x, float s)
 
 static void scale_backward(Tape *tape, const TapeEntry *e)
 {
-    Tensor *x = e->in[0], *y = e->out;
-    float s = e->farg[0], *dx = tensor_grad(tape, x);
-    #pragma omp parallel for simd schedule(static) if (x->numel > PARALLEL_MIN)
-    for (size_t i = 0; i < x->numel; i++) dx[i] += s * y->grad[i];
+    float s = e->farg[0], *dx = tensor_grad(tape, e->in[0]);
+    const float *dy = e->out->grad;
+    size_t n = e->in[0]->numel;
+    #pragma omp parallel for simd schedule(static) if (n > PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) dx[i] += s * dy[i];
 }
 
-/* ---- activations: each backward reads the saved input or output ---- */
+/* ---- activations: each backward reads the saved input or output ----------------------
+ * The loops read through local pointers: with the tensor fields in the loop, GCC cannot
+ * rule out that a store changes them and falls back to gathers and scatters. */
 
 static void gelu_backward(Tape *tape, const TapeEntry *e);
 
 Tensor *op_gelu(Tape *tape, Tensor *x)
 {
     Tensor *y = tensor_empty(tape, x->shape);
-    #pragma omp parallel for simd schedule(static) if (x->numel > PARALLEL_MIN)
-    for (size_t i = 0; i < x->numel; i++) y->data[i] = x->data[i] * vec_normal_cdf(x->data[i]);
+    const float *in = x->data;
+    float *out = y->data;
+    size_t n = x->numel;
+    #pragma omp parallel for simd schedule(static) if (n > PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = in[i] * vec_normal_cdf(in[i]);
     tape_record(tape, "gelu", gelu_backward, y, x, NULL, NULL, NULL);
     return y;
 }
 
 static void gelu_backward(Tape *tape, const TapeEntry *e)
 {
-    Tensor *x = e->in[0], *y = e->out;
-    float *dx = tensor_grad(tape, x);
+    const float *in = e->in[0]->data, *dy = e->out->grad;
+    float *dx = tensor_grad(tape, e->in[0]);
+    size_t n = e->in[0]->numel;
     const float inv_sqrt_2pi = 0.39894228040143268f;
     /* d/dx x·Φ(x) = Φ(x) + x·φ(x) */
-    #pragma omp parallel for simd schedule(static) if (x->numel > PARALLEL_MIN)
-    for (size_t i = 0; i < x->numel; i++) {
-        float v = x->data[i];
+    #pragma omp parallel for simd schedule(static) if (n > PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float v = in[i];
         float pdf = inv_sqrt_2pi * vec_expf(-0.5f * v * v);
-        dx[i] += y->grad[i] * (vec_normal_cdf(v) + v * pdf);
+        dx[i] += dy[i] * (vec_normal_cdf(v) + v * pdf);
     }
 }
 
@@ -145,18 +160,22 @@ static void relu_backward(Tape *tape, const TapeEntry *e);
 Tensor *op_relu(Tape *tape, Tensor *x)
 {
     Tensor *y = tensor_empty(tape, x->shape);
-    #pragma omp parallel for simd schedule(static) if (x->numel > PARALLEL_MIN)
-    for (size_t i = 0; i < x->numel; i++) y->data[i] = x->data[i] > 0.0f ? x->data[i] : 0.0f;
+    const float *in = x->data;
+    float *out = y->data;
+    size_t n = x->numel;
+    #pragma omp parallel for simd schedule(static) if (n > PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
     tape_record(tape, "relu", relu_backward, y, x, NULL, NULL, NULL);
     return y;
 }
 
 static void relu_backward(Tape *tape, const TapeEntry *e)
 {
-    Tensor *x = e->in[0], *y = e->out;
-    float *dx = tensor_grad(tape, x);
-    #pragma omp parallel for simd schedule(static) if (x->numel > PARALLEL_MIN)
-    for (size_t i = 0; i < x->numel; i++) dx[i] += x->data[i] > 0.0f ? y->grad[i] : 0.0f;
+    const float *in = e->in[0]->data, *dy = e->out->grad;
+    float *dx = tensor_grad(tape, e->in[0]);
+    size_t n = e->in[0]->numel;
+    #pragma omp parallel for simd schedule(static) if (n > PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) dx[i] += in[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 static void leaky_relu_backward(Tape *tape, const TapeEntry *e);
@@ -164,8 +183,11 @@ static void leaky_relu_backward(Tape *tape, const TapeEntry *e);
 Tensor *op_leaky_relu(Tape *tape, Tensor *x, float slope)
 {
     Tensor *y = tensor_empty(tape, x->shape);
-    #pragma omp parallel for simd schedule(static) if (x->numel > PARALLEL_MIN)
-    for (size_t i = 0; i < x->numel; i++) y->data[i] = x->data[i] > 0.0f ? x->data[i] : slope * x->data[i];
+    const float *in = x->data;
+    float *out = y->data;
+    size_t n = x->numel;
+    #pragma omp parallel for simd schedule(static) if (n > PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : slope * in[i];
     TapeEntry *e = tape_record(tape, "leaky_relu", leaky_relu_backward, y, x, NULL, NULL, NULL);
     if (e) e->farg[0] = slope;
     return y;
@@ -173,10 +195,11 @@ Tensor *op_leaky_relu(Tape *tape, Tensor *x, float slope)
 
 static void leaky_relu_backward(Tape *tape, const TapeEntry *e)
 {
-    Tensor *x = e->in[0], *y = e->out;
-    float slope = e->farg[0], *dx = tensor_grad(tape, x);
-    #pragma omp parallel for simd schedule(static) if (x->numel > PARALLEL_MIN)
-    for (size_t i = 0; i < x->numel; i++) dx[i] += x->data[i] > 0.0f ? y->grad[i] : slope * y->grad[i];
+    const float *in = e->in[0]->data, *dy = e->out->grad;
+    float slope = e->farg[0], *dx = tensor_grad(tape, e->in[0]);
+    size_t n = e->in[0]->numel;
+    #pragma omp parallel for simd schedule(static) if (n > PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) dx[i] += in[i] > 0.0f ? dy[i] : slope * dy[i];
 }
 
 static void tanh_backward(Tape *tape, const TapeEntry *e);
@@ -184,18 +207,22 @@ static void tanh_backward(Tape *tape, const TapeEntry *e);
 Tensor *op_tanh(Tape *tape, Tensor *x)
 {
     Tensor *y = tensor_empty(tape, x->shape);
-    #pragma omp parallel for schedule(static) if (x->numel > PARALLEL_MIN)
-    for (size_t i = 0; i < x->numel; i++) y->data[i] = tanhf(x->data[i]);
+    const float *in = x->data;
+    float *out = y->data;
+    size_t n = x->numel;
+    #pragma omp parallel for schedule(static) if (n > PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = tanhf(in[i]);
     tape_record(tape, "tanh", tanh_backward, y, x, NULL, NULL, NULL);
     return y;
 }
 
 static void tanh_backward(Tape *tape, const TapeEntry *e)
 {
-    Tensor *x = e->in[0], *y = e->out;
-    float *dx = tensor_grad(tape, x);
-    #pragma omp parallel for simd schedule(static) if (x->numel > PARALLEL_MIN)
-    for (size_t i = 0; i < x->numel; i++) dx[i] += y->grad[i] * (1.0f - y->data[i] * y->data[i]);
+    const float *out = e->out->data, *dy = e->out->grad;
+    float *dx = tensor_grad(tape, e->in[0]);
+    size_t n = e->in[0]->numel;
+    #pragma omp parallel for simd schedule(static) if (n > PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - out[i] * out[i]);
 }
 
 static void sigmoid_backward(Tape *tape, const TapeEntry *e);
@@ -203,12 +230,14 @@ static void sigmoid_backward(Tape *tape, const TapeEntry *e);
 Tensor *op_sigmoid(Tape *tape, Tensor *x)
 {
     Tensor *y = tensor_empty(tape, x->shape);
-    #pragma omp parallel for schedule(static) if (x->numel > PARALLEL_MIN)
-    for (size_t i = 0; i < x->numel; i++) {
+    const float *in = x->data;
+    float *out = y->data;
+    size_t n = x->numel;
+    #pragma omp parallel for schedule(static) if (n > PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) {
         /* the exponent is never positive, so neither branch overflows */
-        float v = x->data[i];
-        float z = expf(-fabsf(v));
-        y->data[i] = v >= 0.0f ? 1.0f / (1.0f + z) : z / (1.0f + z);
+        float z = expf(-fabsf(in[i]));
+        out[i] = in[i] >= 0.0f ? 1.0f / (1.0f + z) : z / (1.0f + z);
     }
     tape_record(tape, "sigmoid", sigmoid_backward, y, x, NULL, NULL, NULL);
     return y;
@@ -216,8 +245,9 @@ Tensor *op_sigmoid(Tape *tape, Tensor *x)
 
 static void sigmoid_backward(Tape *tape, const TapeEntry *e)
 {
-    Tensor *x = e->in[0], *y = e->out;
-    float *dx = tensor_grad(tape, x);
-    #pragma omp parallel for simd schedule(static) if (x->numel > PARALLEL_MIN)
-    for (size_t i = 0; i < x->numel; i++) dx[i] += y->grad[i] * y->data[i] * (1.0f - y->data[i]);
+    const float *out = e->out->data, *dy = e->out->grad;
+    float *dx = tensor_grad(tape, e->in[0]);
+    size_t n = e->in[0]->numel;
+    #pragma omp parallel for simd schedule(static) if (n > PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) dx[i] += dy[i] * out[i] * (1.0f - out[i]);
 }

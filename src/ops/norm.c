@@ -1,5 +1,6 @@
 /* batch_norm2d and layer_norm. Statistics are accumulated in double. */
 #include <math.h>
+#include <string.h>
 
 #include "internal.h"
 #include "ops.h"
@@ -136,11 +137,13 @@ Tensor *op_layer_norm(Tape *tape, Tensor *x, Tensor *weight, Tensor *bias, float
     Tensor *y = tensor_empty(tape, x->shape);
     float *mean = arena_alloc(&tape->arena, rows * sizeof(float));
     float *rstd = arena_alloc(&tape->arena, rows * sizeof(float));
+    const float *in = x->data, *gamma = weight ? weight->data : NULL, *beta = bias ? bias->data : NULL;
+    float *out = y->data;
 
     #pragma omp parallel for schedule(static) if (rows * (size_t)dim > 8192)
     for (size_t r = 0; r < rows; r++) {
-        const float *p = x->data + r * dim;
-        float *q = y->data + r * dim;
+        const float *p = in + r * dim;
+        float *q = out + r * dim;
         double sum = 0.0, sq = 0.0;
         for (int i = 0; i < dim; i++) sum += p[i];
         double mu = sum / dim;
@@ -149,9 +152,14 @@ Tensor *op_layer_norm(Tape *tape, Tensor *x, Tensor *weight, Tensor *bias, float
         rstd[r] = (float)(1.0 / sqrt(sq / dim + eps));
         float m = mean[r], s = rstd[r];
         #pragma omp simd
-        for (int i = 0; i < dim; i++) {
-            float v = (p[i] - m) * s;
-            q[i] = v * (weight ? weight->data[i] : 1.0f) + (bias ? bias->data[i] : 0.0f);
+        for (int i = 0; i < dim; i++) q[i] = (p[i] - m) * s;
+        if (gamma) {
+            #pragma omp simd
+            for (int i = 0; i < dim; i++) q[i] *= gamma[i];
+        }
+        if (beta) {
+            #pragma omp simd
+            for (int i = 0; i < dim; i++) q[i] += beta[i];
         }
     }
 
@@ -172,14 +180,16 @@ static void layer_norm_backward(Tape *tape, const TapeEntry *e)
     int dim = x->shape.dim[x->shape.ndim - 1];
     size_t rows = x->numel / (size_t)dim;
 
-    if (bias && bias->requires_grad) sum_rows_add(tape, y->grad, rows, (size_t)dim, tensor_grad(tape, bias));
+    const float *in = x->data, *grad_out = y->grad, *mean = saved->mean, *rstd = saved->rstd;
+    const float *gamma = weight ? weight->data : NULL;
+    if (bias && bias->requires_grad) sum_rows_add(tape, grad_out, rows, (size_t)dim, tensor_grad(tape, bias));
     if (weight && weight->requires_grad) {
         /* dγ[i] = Σ_r dy[r, i]·x̂[r, i]: form dy·x̂ in the arena, then sum its rows */
         float *product = arena_alloc(&tape->arena, x->numel * sizeof(float));
         #pragma omp parallel for schedule(static) if (x->numel > 8192)
         for (size_t r = 0; r < rows; r++) {
-            const float *p = x->data + r * dim, *g = y->grad + r * dim;
-            float m = saved->mean[r], s = saved->rstd[r];
+            const float *p = in + r * dim, *g = grad_out + r * dim;
+            float m = mean[r], s = rstd[r];
             #pragma omp simd
             for (int i = 0; i < dim; i++) product[r * dim + i] = g[i] * ((p[i] - m) * s);
         }
@@ -188,23 +198,26 @@ static void layer_norm_backward(Tape *tape, const TapeEntry *e)
     if (!x->requires_grad) return;
 
     float *dx = tensor_grad(tape, x);
-    /* dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·γ */
+    /* dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·γ, formed row by row in the arena */
+    float *scaled = arena_alloc(&tape->arena, x->numel * sizeof(float));
     #pragma omp parallel for schedule(static) if (x->numel > 8192)
     for (size_t r = 0; r < rows; r++) {
-        const float *p = x->data + r * dim, *dy = y->grad + r * dim;
-        float *d = dx + r * dim;
-        float m = saved->mean[r], s = saved->rstd[r];
+        const float *p = in + r * dim, *dy = grad_out + r * dim;
+        float *g = scaled + r * dim, *d = dx + r * dim;
+        float m = mean[r], s = rstd[r];
+        if (gamma) {
+            #pragma omp simd
+            for (int i = 0; i < dim; i++) g[i] = dy[i] * gamma[i];
+        } else {
+            memcpy(g, dy, (size_t)dim * sizeof(float));
+        }
         double sum_g = 0.0, sum_g_xhat = 0.0;
         for (int i = 0; i < dim; i++) {
-            float g = dy[i] * (weight ? weight->data[i] : 1.0f);
-            sum_g += g;
-            sum_g_xhat += g * ((p[i] - m) * s);
+            sum_g += g[i];
+            sum_g_xhat += g[i] * ((p[i] - m) * s);
         }
         float mean_g = (float)(sum_g / dim), mean_g_xhat = (float)(sum_g_xhat / dim);
         #pragma omp simd
-        for (int i = 0; i < dim; i++) {
-            float g = dy[i] * (weight ? weight->data[i] : 1.0f);
-            d[i] += s * (g - mean_g - ((p[i] - m) * s) * mean_g_xhat);
-        }
+        for (int i = 0; i < dim; i++) d[i] += s * (g[i] - mean_g - ((p[i] - m) * s) * mean_g_xhat);
     }
 }
