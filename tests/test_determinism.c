@@ -16,7 +16,7 @@
 #include "test.h"
 #include "util.h"
 
-/* Large enough that the ops' parallel loops, which run serially below a few thousand
+/* Large enough that the ops' parallel loops, most of which run serially below 8192 to 32768
  * elements, do split the work between two threads. */
 enum { NET_BATCH = 8, NET_CHANNELS = 32, NET_DIM = 64, NET_SIDE = 16, NET_TOKENS = 64, NET_HEADS = 4 };
 
