@@ -6,18 +6,20 @@
  */
 #pragma once
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-/* e^x with a relative error below 2e-7 for x in [-87.3, 88.3]; 0 below that range, and
- * clamped to e^88.3 above it. */
+/* e^x with a relative error below 2e-7 for x in [-87.3, 88.3]; 0 below that range,
+ * clamped to e^88.3 above it, and NaN for NaN. */
 static inline float vec_expf(float x)
 {
     const float log2e = 1.44269504088896341f;
     const float ln2_hi = 0.693145751953125f;      /* ln 2 split so that n·ln2_hi is exact */
     const float ln2_lo = 1.42860682030941723e-6f;
     const float round_magic = 12582912.0f;        /* 1.5·2^23: adding it rounds to an integer */
-    float clamped = x < -87.33f ? -87.33f : (x > 88.3f ? 88.3f : x);
+    /* fmaxf maps NaN to the bound, so the integer conversion below stays defined */
+    float clamped = fminf(fmaxf(x, -87.33f), 88.3f);
 
     /* e^x = 2^n · e^r with n = round(x / ln 2) and |r| <= ln(2) / 2 */
     float n = (clamped * log2e + round_magic) - round_magic;
@@ -36,7 +38,8 @@ static inline float vec_expf(float x)
     int32_t bits = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return x < -87.33f ? 0.0f : p * scale;
+    float result = x < -87.33f ? 0.0f : p * scale;
+    return x != x ? x : result;
 }
 
 /* erfc(x) for x >= 0, from the Chebyshev fit in Press et al., Numerical Recipes in C, 2nd ed.,

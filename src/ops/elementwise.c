@@ -164,7 +164,7 @@ Tensor *op_relu(Tape *tape, Tensor *x)
     float *out = y->data;
     size_t n = x->numel;
     #pragma omp parallel for simd schedule(static) if (n > PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) out[i] = in[i] < 0.0f ? 0.0f : in[i]; /* NaN stays NaN */
     tape_record(tape, "relu", relu_backward, y, x, NULL, NULL, NULL);
     return y;
 }
@@ -175,7 +175,7 @@ static void relu_backward(Tape *tape, const TapeEntry *e)
     float *dx = tensor_grad(tape, e->in[0]);
     size_t n = e->in[0]->numel;
     #pragma omp parallel for simd schedule(static) if (n > PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) dx[i] += in[i] > 0.0f ? dy[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) dx[i] += in[i] <= 0.0f ? 0.0f : dy[i];
 }
 
 static void leaky_relu_backward(Tape *tape, const TapeEntry *e);

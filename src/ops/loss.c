@@ -15,10 +15,10 @@ static float loss_value(int kind, float x, float target)
     switch (kind) {
     case LOSS_BCE: /* max(x, 0) − x·t + log(1 + e^−|x|), stable for any x */
         return fmaxf(x, 0.0f) - x * target + log1pf(expf(-fabsf(x)));
-    case LOSS_HINGE_REAL:
-        return fmaxf(1.0f - x, 0.0f);
+    case LOSS_HINGE_REAL: /* relu written so that a NaN logit gives a NaN loss, as in PyTorch */
+        return 1.0f - x < 0.0f ? 0.0f : 1.0f - x;
     case LOSS_HINGE_FAKE:
-        return fmaxf(1.0f + x, 0.0f);
+        return 1.0f + x < 0.0f ? 0.0f : 1.0f + x;
     default:
         return -x;
     }
