@@ -117,7 +117,7 @@ static bool find_end_record(const ZipReader *zip, uint64_t *end_offset, uint8_t 
                              : END_RECORD_SIZE + MAX_COMMENT_SIZE;
     if (tail_size < END_RECORD_SIZE) {
         return mg_set_error(err, err_size,
-                            "%s: not a ZIP archive: %llu bytes is too short to contain an end of central directory record",
+                            "%s: not a ZIP archive, or a truncated one: %llu bytes cannot contain an end of central directory record",
                             zip->archive_name, (unsigned long long)zip->archive_size);
     }
     uint8_t *tail = mg_malloc((size_t)tail_size);
