@@ -5,7 +5,8 @@
  * offsets, extracts stored (method 0) and deflate (method 8) members, and checks each
  * extracted member's CRC-32. It rejects encrypted members, multi-disk archives and other
  * compression methods. The writer emits stored or deflate members without ZIP64, so every
- * member and the whole archive must stay below 4 GiB.
+ * member and the whole archive must stay below 4 GiB. Deflate members, read or written, are
+ * limited to 2 GiB because stb's zlib functions take int sizes.
  *
  * Errors are returned as messages that name the archive and, where one is involved, the member.
  */

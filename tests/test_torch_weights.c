@@ -266,7 +266,8 @@ TEST(torch_inception_strided_values)
     torch_weights_close(&w);
 }
 
-/* Writes `size` bytes to a new file and opens it as weights; returns the message. */
+/* Writes `size` bytes to a new file, opens it as weights and reads every floating-point record.
+ * Returns whether it opened, with the message in err when not. */
 static bool open_bytes(const char *path, const void *bytes, size_t size, char *err, size_t err_size)
 {
     FILE *f = fopen(path, "wb");
