@@ -65,3 +65,8 @@ bool mg_output_commit(MgOutput *out);
 void mg_output_abandon(MgOutput *out);
 /* Writes exactly `bytes` bytes or returns false. */
 bool mg_output_write(MgOutput *out, const void *data, size_t bytes);
+
+/* Formats a message into err (at most err_size bytes, always NUL-terminated when err_size > 0)
+ * and returns false, so that a function reporting errors through a caller's buffer can write
+ * `return mg_set_error(err, err_size, ...);`. */
+bool mg_set_error(char *err, size_t err_size, const char *fmt, ...) MG_PRINTF(3, 4);

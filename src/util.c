@@ -270,3 +270,14 @@ void mg_output_abandon(MgOutput *out)
     unlink(out->temp_path);
     release_output(out);
 }
+
+bool mg_set_error(char *err, size_t err_size, const char *fmt, ...)
+{
+    if (err && err_size > 0) {
+        va_list args;
+        va_start(args, fmt);
+        vsnprintf(err, err_size, fmt, args);
+        va_end(args);
+    }
+    return false;
+}
