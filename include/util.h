@@ -70,3 +70,16 @@ bool mg_output_write(MgOutput *out, const void *data, size_t bytes);
  * and returns false, so that a function reporting errors through a caller's buffer can write
  * `return mg_set_error(err, err_size, ...);`. */
 bool mg_set_error(char *err, size_t err_size, const char *fmt, ...) MG_PRINTF(3, 4);
+
+/* Progress of a long loop on stderr: on a terminal a line redrawn in place several times a
+ * second, in a log a new line every 10 seconds. */
+typedef struct MgProgress {
+    const char *label;   /* e.g. "prepare" */
+    const char *unit;    /* e.g. "images" */
+    double start, last_print;
+    bool terminal;
+} MgProgress;
+
+void mg_progress_start(MgProgress *p, const char *label, const char *unit);
+/* Reports `done` of `total` items (total 0 when unknown); `last` ends the line. */
+void mg_progress_update(MgProgress *p, size_t done, size_t total, bool last);

@@ -541,30 +541,6 @@ static void warn_limited(Summary *s, const char *message)
     }
 }
 
-typedef struct Progress {
-    double start, last_print;
-    bool terminal;
-} Progress;
-
-static void print_progress(Progress *p, size_t done, size_t total, bool last)
-{
-    double now = mg_now();
-    /* A terminal gets a line redrawn in place several times a second; a log gets a new line
-     * every 10 seconds. */
-    double interval = p->terminal ? 0.25 : 10.0;
-    if (!last && now - p->last_print < interval) return;
-    if (!p->terminal && last) return;
-    p->last_print = now;
-    double elapsed = now - p->start;
-    double rate = elapsed > 0 ? (double)done / elapsed : 0.0;
-    const char *start = p->terminal ? "\r" : "";
-    const char *end = "\n";
-    if (p->terminal && !last) end = "";
-    fprintf(stderr, "%sprepare: %zu/%zu images (%.0f%%), %.0f images/s%s", start, done, total,
-            100.0 * (double)done / (double)total, rate, end);
-    fflush(stderr);
-}
-
 static void print_summary(const PrepareOptions *o, const Summary *s, double seconds,
                           int threads)
 {
@@ -648,7 +624,9 @@ int cmd_prepare(int argc, char **argv)
     size_t chunk = (size_t)(threads * 64 > 256 ? threads * 64 : 256);
     JobResult *results = mg_calloc(chunk, sizeof *results);
     double started = mg_now();
-    Progress progress = {.start = started, .last_print = started, .terminal = isatty(STDERR_FILENO)};
+    MgProgress progress;
+    mg_progress_start(&progress, "prepare", "images");
+    progress.start = progress.last_print = started;
 
     for (size_t start = 0; start < job_count; start += chunk) {
         long n = (long)(job_count - start < chunk ? job_count - start : chunk);
@@ -659,7 +637,7 @@ int cmd_prepare(int argc, char **argv)
             collect_result(&results[i], &writer, preview, crop_bytes, &summary);
             free_result(&results[i]);
         }
-        print_progress(&progress, start + (size_t)n, job_count,
+        mg_progress_update(&progress, start + (size_t)n, job_count,
                        start + (size_t)n == job_count);
     }
     free(results);

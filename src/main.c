@@ -15,6 +15,7 @@ static const Command commands[] = {
     {"prepare", cmd_prepare, "crop and pack dog images into a dataset file"},
     {"train", cmd_train, "train a GAN from a JSON config"},
     {"sample", cmd_sample, "generate images from a checkpoint as PNG files"},
+    {"eval-fid", cmd_eval_fid, "compute the FID between two image sets, datasets, statistics or checkpoints"},
     {"info", cmd_info, "print a model's config, layers, parameter counts and FLOPs"},
 };
 

@@ -281,3 +281,30 @@ bool mg_set_error(char *err, size_t err_size, const char *fmt, ...)
     }
     return false;
 }
+
+void mg_progress_start(MgProgress *p, const char *label, const char *unit)
+{
+    p->label = label;
+    p->unit = unit;
+    p->start = p->last_print = mg_now();
+    p->terminal = isatty(STDERR_FILENO);
+}
+
+void mg_progress_update(MgProgress *p, size_t done, size_t total, bool last)
+{
+    double now = mg_now();
+    double interval = p->terminal ? 0.25 : 10.0;
+    if (!last && now - p->last_print < interval) return;
+    if (!p->terminal && last) return;
+    p->last_print = now;
+    double elapsed = now - p->start;
+    double rate = elapsed > 0 ? (double)done / elapsed : 0.0;
+    const char *start = p->terminal ? "\r" : "";
+    const char *end = p->terminal && !last ? "" : "\n";
+    if (total)
+        fprintf(stderr, "%s%s: %zu/%zu %s (%.0f%%), %.1f %s/s%s", start, p->label, done, total, p->unit,
+                100.0 * (double)done / (double)total, rate, p->unit, end);
+    else
+        fprintf(stderr, "%s%s: %zu %s, %.1f %s/s%s", start, p->label, done, p->unit, rate, p->unit, end);
+    fflush(stderr);
+}
