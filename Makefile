@@ -43,27 +43,24 @@ ifeq ($(SANITIZE),1)
 mixgan: $(BUILD)/mixgan
 else
 mixgan: $(BUILD)/mixgan
-	cp $< $@
+	@cp $< $@
 endif
 
 $(BUILD)/mixgan: $(BUILD)/src/main.o $(LIB_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(QUIET)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/run-tests: $(TEST_OBJ) $(LIB_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(QUIET)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The tests run the binary as a user would, so they need it built too.
 test: $(BUILD)/run-tests $(BUILD)/mixgan
 	MIXGAN_BIN=$(BUILD)/mixgan $(BUILD)/run-tests $(TESTS)
 
-$(BUILD)/bench-ops: $(BUILD)/bench/bench_ops.o $(LIB_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-
 bench-ops: $(BUILD)/bench-ops
 	$(BUILD)/bench-ops
 
-bench: $(BUILD)/mixgan $(BUILD)/bench-ops
-	bench/run.sh $(BUILD)/mixgan
+bench: $(BUILD)/bench-ops $(BUILD)/bench-train $(BUILD)/bench-fid $(BUILD)/bench-frechet
+	bench/run.sh $(BUILD)
 
 # `make V=1` prints the full compiler command lines.
 ifneq ($(V),1)
@@ -80,5 +77,6 @@ clean:
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/main.d
 
-$(BUILD)/bench-train: $(BUILD)/bench/bench_train.o $(LIB_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# The benchmark programs: one source file each in bench/, linked with the library.
+$(BUILD)/bench-%: $(BUILD)/bench/bench_%.o $(LIB_OBJ)
+	$(QUIET)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

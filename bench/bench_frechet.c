@@ -1,13 +1,8 @@
 /* Times fid_frechet_distance at pool3 size (D = 2048) on random inputs, and the accumulation of
  * statistics from features.
  *
- * Build and run from the repository root after `make`:
- *   cc -O3 -march=native -fopenmp -Iinclude -isystem /usr/include/stb \
- *      -I/usr/include/x86_64-linux-gnu/openblas-openmp -o build/release/bench-frechet \
- *      bench/bench_frechet.c $(ls build/release/src/*.o | grep -v main.o) \
- *      -L/usr/lib/x86_64-linux-gnu/openblas-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp \
- *      -lopenblas -lstb -lcjson -ljpeg -lgomp -lm -lpthread
- *   build/release/bench-frechet [THREADS [RUNS]]     (defaults: 2 threads, 3 runs)
+ * `make bench` runs it; by hand: build/release/bench-frechet [THREADS [RUNS]]
+ * (defaults: 2 threads, 3 runs). The last line gives the median of the full-rank case.
  *
  * Cases: two full-rank covariances from 10,000 random feature vectors each, and a singular one
  * from 500 vectors (fewer images than dimensions) against a full-rank one.
@@ -57,13 +52,15 @@ static double make_statistics(int64_t count, uint64_t seed, double *mu, double *
     return seconds;
 }
 
-static void time_distance(const char *name, const double *mu1, const double *sigma1, const double *mu2,
+/* Prints the runs and returns the median time in seconds. */
+static double time_distance(const char *name, const double *mu1, const double *sigma1, const double *mu2,
                           const double *sigma2, int runs)
 {
     FidOptions options = {.quiet = true};
     char err[512];
     printf("%s:", name);
-    double best = 1e30;
+    double best = 1e30, times[16];
+    if (runs > 16) runs = 16;
     for (int r = 0; r < runs; r++) {
         FidDistanceInfo info;
         double start = mg_now();
@@ -71,9 +68,18 @@ static void time_distance(const char *name, const double *mu1, const double *sig
         double seconds = mg_now() - start;
         if (d != d) mg_fatal("%s", err);
         if (seconds < best) best = seconds;
+        times[r] = seconds;
         printf(" %.2f s", seconds);
         if (r == runs - 1) printf("  (best %.2f s, FID %.4f, ranks %d and %d)\n", best, d, info.rank1, info.rank2);
     }
+    for (int i = 1; i < runs; i++) {
+        for (int j = i; j > 0 && times[j - 1] > times[j]; j--) {
+            double t = times[j];
+            times[j] = times[j - 1];
+            times[j - 1] = t;
+        }
+    }
+    return times[runs / 2];
 }
 
 int main(int argc, char **argv)
@@ -94,8 +100,9 @@ int main(int argc, char **argv)
     make_statistics(10000, 2, mu2, sigma2);
     make_statistics(500, 3, mu3, sigma3);
 
-    time_distance("full rank vs full rank", mu1, sigma1, mu2, sigma2, runs);
+    double median = time_distance("full rank vs full rank", mu1, sigma1, mu2, sigma2, runs);
     time_distance("500 images vs full rank", mu3, sigma3, mu2, sigma2, runs);
+    printf("RESULT frechet_seconds=%.3f threads=%d\n", median, threads);
     free(mu1);
     free(mu2);
     free(mu3);

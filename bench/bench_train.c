@@ -59,9 +59,11 @@ int main(int argc, char **argv)
     double median = ms[iterations / 2];
     double flops = c->training.batch_size *
                    (4.0 * network_flops(&gan.generator) + 8.0 * network_flops(&gan.discriminator));
-    printf("%-10s batch %d, %d threads: %8.1f ms/iteration (median of %d), %6.1f GFLOP/s, peak RSS %.2f GB\n",
+    printf("%-10s batch %d, %d threads: %8.1f ms/iteration (median of %d), %6.1f GFLOP/s, peak RSS %.2f GB (mixgan)\n",
            c->name, c->training.batch_size, threads, median, iterations, flops / (median * 1e-3) / 1e9,
            (double)mg_peak_rss_bytes() / 1e9);
+    printf("RESULT config=%s ms=%.1f rss_gb=%.3f batch=%d threads=%d gflops=%.1f\n", c->name, median,
+           (double)mg_peak_rss_bytes() / 1e9, c->training.batch_size, threads, flops / (median * 1e-3) / 1e9);
     trainer_free(&trainer);
     gan_free(&gan);
     free(pixels);

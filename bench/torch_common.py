@@ -13,15 +13,19 @@ import sys
 # cores takes CPU time from the threads doing the work. PASSIVE makes idle OpenMP threads
 # sleep, and a timeout of 4 (2^4 cycles) makes idle OpenBLAS threads sleep almost at once.
 #
-# glibc's malloc serves blocks above its mmap threshold (at most 32 MiB unless set) with
-# fresh mmap()s and returns them on free. PyTorch's large activations and gradients then
-# page-fault anew in every iteration, and for the transformer configs the kernel time
-# spent on those faults is a sizeable part of an iteration. These thresholds make malloc
-# keep freed memory for reuse instead (mallopt(3) documents both variables). Peak RSS then
-# includes the memory that malloc keeps, as mixgan's figure includes its arena.
 BENCHMARK_ENVIRONMENT = {
     "OMP_WAIT_POLICY": "PASSIVE",
     "OPENBLAS_THREAD_TIMEOUT": "4",
+}
+
+# glibc's malloc serves blocks above its mmap threshold (at most 32 MiB unless set) with
+# fresh mmap()s and returns them on free. PyTorch's large activations and gradients then
+# page-fault anew in every iteration, and for the transformer configs the kernel time spent
+# on those faults is a sizeable part of an iteration. These thresholds make malloc keep freed
+# memory for reuse instead (mallopt(3) documents both variables), which makes PyTorch faster
+# and raises its peak RSS. They are added only when TORCH_KEEP_FREED_MEMORY=1 is set, so the
+# default run measures PyTorch's peak RSS with glibc's default behaviour.
+KEEP_FREED_MEMORY_ENVIRONMENT = {
     "MALLOC_MMAP_THRESHOLD_": str(4 << 30),
     "MALLOC_TRIM_THRESHOLD_": str(64 << 30),
 }
@@ -38,6 +42,8 @@ def ensure_benchmark_environment(threads):
         if module in sys.modules:
             raise RuntimeError(f"ensure_benchmark_environment() must run before {module} is imported")
     required = dict(BENCHMARK_ENVIRONMENT, OPENBLAS_NUM_THREADS=str(threads))
+    if os.environ.get("TORCH_KEEP_FREED_MEMORY") == "1":
+        required.update(KEEP_FREED_MEMORY_ENVIRONMENT)
     missing = {name: value for name, value in required.items() if name not in os.environ}
     if not missing:
         return
@@ -47,7 +53,7 @@ def ensure_benchmark_environment(threads):
 
 def describe_environment():
     """Return the benchmark's environment variables as NAME=VALUE pairs."""
-    names = list(BENCHMARK_ENVIRONMENT) + ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"]
+    names = list(BENCHMARK_ENVIRONMENT) + list(KEEP_FREED_MEMORY_ENVIRONMENT) + ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"]
     return " ".join(f"{name}={os.environ.get(name, '(unset)')}" for name in names)
 
 

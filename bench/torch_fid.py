@@ -22,8 +22,9 @@ fid_score.py in mseitzer/pytorch-fid) from torchvision's Inception3 and SciPy:
   random non-negative feature vectors per set, so both covariances are positive definite.
 
 It needs Debian's python3-torch, python3-torchvision and python3-scipy, hence
-/usr/bin/python3. Like torch_gan.py, it re-executes itself with the thread and malloc
-settings of torch_common.py when the caller has not set them.
+/usr/bin/python3. Like torch_gan.py, it re-executes itself with the thread settings (and,
+with TORCH_KEEP_FREED_MEMORY=1, the malloc settings) of torch_common.py when the caller has
+not set them.
 """
 import argparse
 import sys

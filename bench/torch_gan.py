@@ -21,8 +21,9 @@ not depend on their content. The script prints one human-readable line and then 
 machine-readable RESULT line.
 
 It needs Debian's python3-torch, hence /usr/bin/python3. It re-executes itself with
-OMP_WAIT_POLICY, OPENBLAS_THREAD_TIMEOUT, OPENBLAS_NUM_THREADS and two malloc thresholds
-set (see torch_common.py) when the caller has not set them.
+OMP_WAIT_POLICY, OPENBLAS_THREAD_TIMEOUT and OPENBLAS_NUM_THREADS set (see torch_common.py)
+when the caller has not set them, and with two malloc thresholds when
+TORCH_KEEP_FREED_MEMORY=1.
 """
 import argparse
 import json

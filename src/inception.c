@@ -322,6 +322,8 @@ static Tensor *block_e(Inception *net, Tape *tape, Tensor *x, const char *block,
 
 #undef CONV
 
+/* inception_forward runs the same layers one at a time from a table, where NULL stands for
+ * the max pools. */
 Tensor *inception_stem_forward(Inception *net, Tape *tape, Tensor *x)
 {
     const char *block = NULL;
@@ -369,9 +371,16 @@ void inception_forward(Inception *net, Tape *tape, Tensor *x, float *features)
         {INCEPTION_BLOCK_C, "Mixed_6d"}, {INCEPTION_BLOCK_C, "Mixed_6e"}, {INCEPTION_BLOCK_D, "Mixed_7a"},
         {INCEPTION_BLOCK_E_AVG_POOL, "Mixed_7b"}, {INCEPTION_BLOCK_E_MAX_POOL, "Mixed_7c"},
     };
-    /* after each block only its output is kept, so memory stays at one block's activations */
+    /* After each stem layer and each block only its output is kept, so memory stays at one
+     * layer's input and output, or one block's activations. The stem's layers are those of
+     * inception_stem_forward. */
     ArenaMark mark = arena_mark(&tape->arena);
-    x = tape_keep_only(tape, mark, tape->count, inception_stem_forward(net, tape, x));
+    static const char *const stem[] = {"Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", NULL, "Conv2d_3b_1x1",
+                                       "Conv2d_4a_3x3", NULL};
+    for (size_t i = 0; i < MG_ARRAY_LEN(stem); i++) {
+        Tensor *y = stem[i] ? basic_conv(net, tape, x, NULL, stem[i]) : op_max_pool2d(tape, x, 3, 2, 0);
+        x = tape_keep_only(tape, mark, tape->count, y);
+    }
     for (size_t i = 0; i < MG_ARRAY_LEN(blocks); i++)
         x = tape_keep_only(tape, mark, tape->count, inception_block_forward(net, tape, blocks[i].type, blocks[i].name, x));
     Tensor *pooled = op_global_avg_pool(tape, x);
