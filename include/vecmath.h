@@ -6,7 +6,6 @@
  */
 #pragma once
 
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -18,8 +17,11 @@ static inline float vec_expf(float x)
     const float ln2_hi = 0.693145751953125f;      /* ln 2 split so that n·ln2_hi is exact */
     const float ln2_lo = 1.42860682030941723e-6f;
     const float round_magic = 12582912.0f;        /* 1.5·2^23: adding it rounds to an integer */
-    /* fmaxf maps NaN to the bound, so the integer conversion below stays defined */
-    float clamped = fminf(fmaxf(x, -87.33f), 88.3f);
+    /* Comparisons rather than fminf/fmaxf, which GCC calls through libm instead of
+     * vectorizing. NaN becomes 0 here so that the integer conversion below stays defined;
+     * the result is NaN again at the end. */
+    float clamped = x < -87.33f ? -87.33f : (x > 88.3f ? 88.3f : x);
+    clamped = clamped == clamped ? clamped : 0.0f;
 
     /* e^x = 2^n · e^r with n = round(x / ln 2) and |r| <= ln(2) / 2 */
     float n = (clamped * log2e + round_magic) - round_magic;
