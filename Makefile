@@ -1,6 +1,7 @@
 # mixgan: one binary that trains GANs on small images, samples them and scores them with FID.
 #
 #   make                  build ./mixgan
+#   make demo             train the hybrid briefly on the bundled crops and sample a grid
 #   make test             build and run the test suite (ends with "N passed, N failed")
 #   make test SANITIZE=1  the same under AddressSanitizer and UndefinedBehaviorSanitizer
 #   make bench-ops        GFLOP/s of the matmul-bound ops next to this machine's sgemm
@@ -36,7 +37,7 @@ LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test bench bench-ops clean
+.PHONY: all demo test bench bench-ops clean
 all: mixgan
 
 ifeq ($(SANITIZE),1)
@@ -51,6 +52,15 @@ $(BUILD)/mixgan: $(BUILD)/src/main.o $(LIB_OBJ)
 
 $(BUILD)/run-tests: $(TEST_OBJ) $(LIB_OBJ)
 	$(QUIET)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The README's first command: a short run of the hybrid on the bundled sample, then a grid of
+# 64 samples in runs/demo/grid.png. It starts over each time.
+DEMO_STEPS ?= 100
+demo: mixgan
+	rm -rf runs/demo
+	./mixgan train --config configs/hybrid.json --steps $(DEMO_STEPS) --out runs/demo
+	./mixgan sample --checkpoint runs/demo/checkpoints/step_$$(printf %08d $(DEMO_STEPS)).ckpt \
+		--num 64 --out runs/demo/sample --grid runs/demo/grid.png
 
 # The tests run the binary as a user would, so they need it built too.
 test: $(BUILD)/run-tests $(BUILD)/mixgan

@@ -84,7 +84,7 @@ Tensor *op_layer_norm(Tape *tape, Tensor *x, Tensor *weight, Tensor *bias, float
 
 /* ---- attention --------------------------------------------------------------------- */
 
-/* Multi-head self-attention. qkv (B, N, 3·D) holds q, k and v in that order along the last
+/* Multi-head self-attention. qkv (B, N, 3·D) contains q, k and v in that order along the last
  * axis, each split into `heads` contiguous heads of D / heads features. Returns (B, N, D) with
  * head h in features [h·D/heads, (h+1)·D/heads): softmax(q·kᵀ / sqrt(D/heads))·v. Works on
  * blocks of query rows, so it never holds more than one row block of the score matrix per

@@ -221,7 +221,7 @@ static void dataset_features(FeatureRun *run, const char *path)
     Dataset data;
     char err[512];
     if (!dataset_load(path, &data, err, sizeof err)) mg_fatal("%s", err);
-    if (data.channels != 3) mg_fatal("%s holds images with %u channels; FID needs RGB", path, data.channels);
+    if (data.channels != 3) mg_fatal("%s contains images with %u channels, but FID needs RGB", path, data.channels);
     run->total = data.count;
     for (uint32_t i = 0; i < data.count; i++) feature_run_add(run, dataset_image(&data, i), (int)data.width, (int)data.height);
     dataset_free(&data);

@@ -96,12 +96,12 @@ static Dataset load_training_data(const char *path, const ModelConfig *c)
     if (!dataset_load(path, &data, err, sizeof err)) mg_fatal("%s", err);
     if (data.height != (uint32_t)c->image_size || data.width != (uint32_t)c->image_size ||
         data.channels != (uint32_t)c->channels)
-        mg_fatal("%s holds %ux%u images with %u channels, but %s expects %dx%d with %d: prepare the data with "
+        mg_fatal("%s contains %ux%u images with %u channels, but %s expects %dx%d with %d: prepare the data with "
                  "--size %d",
                  path, data.height, data.width, data.channels, c->source, c->image_size, c->image_size, c->channels,
                  c->image_size);
     if (data.count < (uint32_t)c->training.batch_size)
-        mg_fatal("%s holds %u images, fewer than the batch size %d", path, data.count, c->training.batch_size);
+        mg_fatal("%s contains %u images, fewer than the batch size %d", path, data.count, c->training.batch_size);
     return data;
 }
 
@@ -226,7 +226,7 @@ int cmd_train(int argc, char **argv)
         files.last_checkpoint = mg_strdup(latest);
     } else {
         if (latest)
-            mg_fatal("%s already holds checkpoints (%s): pass --resume to continue that run, or choose another --out",
+            mg_fatal("%s already contains checkpoints (%s): pass --resume to continue that run, or choose another --out",
                      files.checkpoints_dir, latest);
         gan_init_weights(&gan);
         trainer_init(&trainer, &gan, images);

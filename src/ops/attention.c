@@ -8,7 +8,7 @@
  *   backward: P recomputed from S and the saved log-sum-exp, dP = dO·Vᵀ, dVᵀ += dOᵀ·P,
  *             dS = scale·P ⊙ (dP − rowsum(dO ⊙ O)), dQ = dS·K, dKᵀ += Qᵀ·dS.
  * Only one QUERY_BLOCK × N block of scores exists per thread at a time. The products run in
- * small_gemm because sgemm must not be called inside the parallel loop; pairs never share
+ * small_gemm because sgemm must not be called inside the parallel loop. Pairs never share
  * an accumulator, so the result does not depend on the thread count.
  */
 #include <math.h>

@@ -52,7 +52,7 @@ static int max_int(int a, int b)
 }
 
 /* col (C·KH·KW, nb·P) from nb images (nb, C, H, W): row (c·KH + i)·KW + j, column
- * n·P + oh·OW + ow holds image n, channel c at (oh·sh − ph + i, ow·sw − pw + j), or 0 in the
+ * n·P + oh·OW + ow contains image n, channel c at (oh·sh − ph + i, ow·sw − pw + j), or 0 in the
  * padding. */
 static void im2col(const Im2col *m, const float *images, int nb, float *col)
 {
