@@ -432,7 +432,17 @@ TEST(eval_fid_checkpoint_needs_num_samples)
     CHECK_INT_EQ(r.status, 1);
     CHECK_STR_CONTAINS(r.err, checkpoint);
     CHECK_STR_CONTAINS(r.err, "pass --num-samples N");
+    /* the option is checked before the network is built */
+    CHECK_MSG(strstr(r.err, "random weights") == NULL, "the network was built first: %s", r.err);
     test_free_result(&r);
+
+    char *stats = mg_format("%s/stats.npz", test_temp_dir());
+    r = test_run_mixgan("eval-fid --inception random --save-stats %s %s", stats, checkpoint);
+    CHECK_INT_EQ(r.status, 1);
+    CHECK_STR_CONTAINS(r.err, "pass --num-samples N");
+    CHECK(!mg_file_exists(stats));
+    test_free_result(&r);
+    free(stats);
 }
 
 /* `eval-fid --num-samples 4` on a checkpoint generates the images that `mixgan sample` writes
