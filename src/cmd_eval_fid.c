@@ -297,6 +297,7 @@ static void describe_count(const InputStats *in, char *buf, size_t size)
 int cmd_eval_fid(int argc, char **argv)
 {
     FidOptionsCli o = parse_options(argc, argv);
+    if (o.save_stats) cli_check_output_path("--save-stats", o.save_stats);
     cli_setup_threads(o.threads);
 
     char *default_b = NULL;

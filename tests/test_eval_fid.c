@@ -368,6 +368,26 @@ TEST(eval_fid_skips_undecodable_files)
     free(stats);
 }
 
+/* A --save-stats path that cannot be written stops the run before any image is read. */
+TEST(eval_fid_save_stats_bad_path)
+{
+    const char *folder = dog_folder(0, 2);
+    char *missing = mg_format("%s/missing/stats.npz", test_temp_dir());
+    CommandResult r = test_run_mixgan("eval-fid --inception random --save-stats %s %s", missing, folder);
+    CHECK_INT_EQ(r.status, 1);
+    CHECK_STR_CONTAINS(r.err, missing);
+    CHECK_STR_CONTAINS(r.err, "does not exist; create it first");
+    CHECK_MSG(strstr(r.err, "random weights") == NULL, "the network was built first: %s", r.err);
+    test_free_result(&r);
+    free(missing);
+
+    r = test_run_mixgan("eval-fid --inception random --save-stats %s %s", folder, folder);
+    CHECK_INT_EQ(r.status, 1);
+    CHECK_STR_CONTAINS(r.err, "is a directory, expected a file name");
+    CHECK_MSG(strstr(r.err, "random weights") == NULL, "the network was built first: %s", r.err);
+    test_free_result(&r);
+}
+
 /* Images of any size are resized to 299×299, and the protocol line reports both counts and
  * the weights. */
 TEST(eval_fid_compares_mixed_size_folders)
