@@ -349,7 +349,7 @@ def test_image_byte(index, salt):
 
 def prepare_cases(writer):
     index = np.array(sorted(set(range(0, INCEPTION_SIZE, 13)) | {1, 297, 298}))
-    for width, height, salt in [(32, 32, 1), (17, 23, 2), (300, 200, 3)]:
+    for width, height, salt in [(32, 32, 1), (17, 23, 2), (300, 200, 3), (299, 299, 4)]:
         pixels = test_image_byte(np.arange(height * width * 3, dtype=np.uint32), salt).reshape(height, width, 3)
         # pytorch-fid's path: ToTensor() on the PIL image (contiguous (3, H, W), divided by
         # 255), DataLoader's torch.stack, then InceptionV3.forward resizes and scales to [-1, 1].

@@ -214,7 +214,7 @@ static uint8_t *make_test_image(int width, int height, uint32_t salt)
  * sampled rows and columns locate a difference when there is one. */
 TEST(inception_prepare_matches_torch)
 {
-    static const char *const cases[] = {"prepare/32x32", "prepare/17x23", "prepare/300x200"};
+    static const char *const cases[] = {"prepare/32x32", "prepare/17x23", "prepare/300x200", "prepare/299x299"};
     Fixture fixture;
     char err[1024];
     bool loaded = fixture_load(&fixture, FIXTURE_PATH, err, sizeof err);
