@@ -318,6 +318,28 @@ TEST(inception_random_network)
     /* pool3 averages ReLU outputs */
     CHECK_INT_EQ(negative, 0);
     CHECK_MSG(positive > INCEPTION_FEATURES / 4, "only %d of %d features are positive", positive, INCEPTION_FEATURES);
+
+    /* inception_forward must run the very layers that the stem and block tests check, in
+     * pytorch-fid's order, then average over the 8×8 positions. */
+    static const struct {
+        InceptionBlockType type;
+        const char *name;
+    } blocks[] = {
+        {INCEPTION_BLOCK_A, "Mixed_5b"}, {INCEPTION_BLOCK_A, "Mixed_5c"},
+        {INCEPTION_BLOCK_A, "Mixed_5d"}, {INCEPTION_BLOCK_B, "Mixed_6a"},
+        {INCEPTION_BLOCK_C, "Mixed_6b"}, {INCEPTION_BLOCK_C, "Mixed_6c"},
+        {INCEPTION_BLOCK_C, "Mixed_6d"}, {INCEPTION_BLOCK_C, "Mixed_6e"},
+        {INCEPTION_BLOCK_D, "Mixed_7a"}, {INCEPTION_BLOCK_E_AVG_POOL, "Mixed_7b"},
+        {INCEPTION_BLOCK_E_MAX_POOL, "Mixed_7c"},
+    };
+    Tensor *h = inception_stem_forward(&net, &tape, x);
+    for (size_t i = 0; i < MG_ARRAY_LEN(blocks); i++)
+        h = inception_block_forward(&net, &tape, blocks[i].type, blocks[i].name, h);
+    Tensor *pooled = op_global_avg_pool(&tape, h);
+    CHECK_INT_EQ(pooled->numel, INCEPTION_FEATURES);
+    if (pooled->numel == INCEPTION_FEATURES)
+        CHECK_MSG(memcmp(pooled->data, features, INCEPTION_FEATURES * sizeof(float)) == 0,
+                  "inception_forward differs from the stem and the 11 blocks run one after another");
     free(features);
     free(rgb);
     tape_free(&tape);
