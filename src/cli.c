@@ -122,3 +122,14 @@ char *cli_find_bundled_file(const char *relative)
     }
     return mg_strdup(relative);
 }
+
+void cli_check_output_path(const char *option, const char *path)
+{
+    if (mg_is_directory(path)) mg_fatal("%s %s: is a directory, expected a file name", option, path);
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path) return;
+    char *dir = mg_format("%.*s", (int)(slash - path), path);
+    if (!mg_is_directory(dir))
+        mg_fatal("%s %s: directory '%s' does not exist; create it first", option, path, dir);
+    free(dir);
+}

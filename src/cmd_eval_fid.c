@@ -229,7 +229,6 @@ static void dataset_features(FeatureRun *run, const char *path)
 
 static void checkpoint_features(FeatureRun *run, const char *path, const FidOptionsCli *o)
 {
-    if (!o->num_samples) mg_fatal("%s is a checkpoint: pass --num-samples N to generate N images from it", path);
     Gan gan;
     checkpoint_load_gan(path, &gan);
     const ModelConfig *c = &gan.config;
@@ -298,6 +297,7 @@ static void describe_count(const InputStats *in, char *buf, size_t size)
 int cmd_eval_fid(int argc, char **argv)
 {
     FidOptionsCli o = parse_options(argc, argv);
+    if (o.save_stats) cli_check_output_path("--save-stats", o.save_stats);
     cli_setup_threads(o.threads);
 
     char *default_b = NULL;
@@ -311,6 +311,9 @@ int cmd_eval_fid(int argc, char **argv)
         inputs[i].path = o.inputs[i];
         inputs[i].kind = classify_input(o.inputs[i]);
         needs_network |= inputs[i].kind != INPUT_STATS;
+        /* checked here, so that a missing option stops the run before the weights load */
+        if (inputs[i].kind == INPUT_CHECKPOINT && !o.num_samples)
+            mg_fatal("%s is a checkpoint: pass --num-samples N to generate N images from it", inputs[i].path);
     }
     if (o.save_stats && inputs[0].kind == INPUT_STATS)
         mg_fatal("%s is already a statistics file; --save-stats needs images, a dataset or a checkpoint", inputs[0].path);

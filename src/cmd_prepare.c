@@ -176,18 +176,6 @@ static void parse_options(int argc, char **argv, PrepareOptions *o)
                                "the centred square");
 }
 
-/* Stops with a message when `path` cannot be created because of its folder. */
-static void check_output_path(const char *option, const char *path)
-{
-    if (mg_is_directory(path)) mg_fatal("%s %s: is a directory, expected a file name", option, path);
-    const char *slash = strrchr(path, '/');
-    if (!slash || slash == path) return;
-    char *dir = mg_format("%.*s", (int)(slash - path), path);
-    if (!mg_is_directory(dir))
-        mg_fatal("%s %s: directory '%s' does not exist; create it first", option, path, dir);
-    free(dir);
-}
-
 /* ---- input listing ----------------------------------------------------------------------- */
 
 /* Returns `path` without trailing slashes, as image_scan_files joins paths. */
@@ -605,8 +593,8 @@ int cmd_prepare(int argc, char **argv)
     PrepareOptions o;
     parse_options(argc, argv, &o);
     int threads = cli_setup_threads(o.threads);
-    check_output_path("--out", o.out);
-    if (o.preview) check_output_path("--preview", o.preview);
+    cli_check_output_path("--out", o.out);
+    if (o.preview) cli_check_output_path("--preview", o.preview);
 
     Summary summary = {0};
     size_t job_count;
