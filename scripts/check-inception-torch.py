@@ -109,7 +109,9 @@ def pool3_features(net, images, batch=50):
     out = np.empty((len(images), 2048))
     with torch.no_grad():
         for start in range(0, len(images), batch):
-            x = torch.from_numpy(images[start:start + batch]).permute(0, 3, 1, 2).float().div(255)
+            # contiguous NCHW as pytorch-fid's ToTensor gives: a channels-last view would take
+            # PyTorch's other bilinear kernel, which rounds differently in the last bit
+            x = torch.from_numpy(images[start:start + batch].copy()).permute(0, 3, 1, 2).contiguous().float().div(255)
             x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
             x = 2 * x - 1
             for layer in layers:

@@ -315,6 +315,9 @@ int cmd_eval_fid(int argc, char **argv)
         if (inputs[i].kind == INPUT_CHECKPOINT && !o.num_samples)
             mg_fatal("%s is a checkpoint: pass --num-samples N to generate N images from it", inputs[i].path);
     }
+    bool any_checkpoint = inputs[0].kind == INPUT_CHECKPOINT || (o.input_count > 1 && inputs[1].kind == INPUT_CHECKPOINT);
+    if (!any_checkpoint && (o.num_samples || o.seed || o.no_ema))
+        mg_warn("--num-samples, --seed and --no-ema apply only to checkpoint inputs; no input is a checkpoint");
     if (o.save_stats && inputs[0].kind == INPUT_STATS)
         mg_fatal("%s is already a statistics file; --save-stats needs images, a dataset or a checkpoint", inputs[0].path);
 
