@@ -33,11 +33,18 @@ typedef struct InceptionConv {
     Tensor weight;        /* (out, in, kh, kw) */
     float *scale;         /* (out) BatchNorm weight / sqrt(running_var + 0.001) */
     float *shift;         /* (out) BatchNorm bias − running_mean · scale */
+    int relu_channels;    /* merged convs only: ReLU applies to channels below this */
 } InceptionConv;
+
+enum { INCEPTION_MAX_FUSED = 16 };
 
 typedef struct Inception {
     InceptionConv convs[INCEPTION_CONVS];
     int count;
+    /* 1×1 convs of one block that read the same input, merged into one conv per block (named
+     * "<block>.fused_1x1") so that they run as one wider product; built after loading. */
+    InceptionConv fused[INCEPTION_MAX_FUSED];
+    int fused_count;
     char sha256[65];      /* of the weights file, lowercase hex */
 } Inception;
 

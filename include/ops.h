@@ -65,6 +65,19 @@ Tensor *op_conv2d(Tape *tape, Tensor *x, Tensor *w, Tensor *b, Conv2dGeometry g)
  * respect to its input. */
 Tensor *op_conv_transpose2d(Tape *tape, Tensor *x, Tensor *w, Tensor *b, Conv2dGeometry g);
 
+/* 3×3 convolution with stride 1 and padding 0 or 1 by Winograd's F(2×2, 3×3): the same
+ * result as op_conv2d up to rounding, with fewer multiplications. Forward only.
+ * x (B, C, H, W), w (O, C, 3, 3), b (O) or NULL -> (B, O, H + 2·pad − 2, W + 2·pad − 2). */
+Tensor *op_conv2d_winograd(Tape *tape, Tensor *x, Tensor *w, Tensor *b, int pad);
+
+/* conv2d(x, w)·scale[o] + shift[o] for every output channel o, then ReLU for the channels
+ * o < relu_channels: a convolution without bias followed by BatchNorm in inference mode and
+ * ReLU, in one pass over the output. scale and shift (O) may be NULL (1 and 0). 3×3
+ * convolutions with stride 1 and padding 0 or 1 and ReLU on every channel go through
+ * op_conv2d_winograd's algorithm. Forward only. */
+Tensor *op_conv2d_affine_relu(Tape *tape, Tensor *x, Tensor *w, const float *scale, const float *shift,
+                              int relu_channels, Conv2dGeometry g);
+
 /* ---- normalisation ----------------------------------------------------------------- */
 
 /* Running statistics of a BatchNorm layer: buffers, not parameters. */
@@ -107,6 +120,8 @@ Tensor *op_patch_merge(Tape *tape, Tensor *x, int height, int width);
 Tensor *op_prepend_token(Tape *tape, Tensor *x, Tensor *token);
 /* Concatenates images along channels: each xs[i] (B, Ci, H, W) -> (B, ΣCi, H, W). */
 Tensor *op_concat_channels(Tape *tape, Tensor **xs, int count);
+/* Channels [start, start + count) of x (B, C, H, W) -> (B, count, H, W). */
+Tensor *op_slice_channels(Tape *tape, Tensor *x, int start, int count);
 /* Token `index` of x (B, N, D) -> (B, D). */
 Tensor *op_slice_token(Tape *tape, Tensor *x, int index);
 

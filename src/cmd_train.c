@@ -270,6 +270,9 @@ int cmd_train(int argc, char **argv)
         if (!first) {
             window_ms += ms;
             window_count++;
+        } else {
+            printf("activation memory of the first iteration: %.0f MiB (measured)\n",
+                   (double)trainer.tape.arena.peak_bytes / (1024.0 * 1024.0));
         }
         first = false;
         if (trainer.step % t->log_interval == 0 || trainer.step == total_steps) {

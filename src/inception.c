@@ -165,6 +165,106 @@ static bool load_conv(const TorchWeights *w, InceptionConv *c, char *err, size_t
     return ok;
 }
 
+/* The 1×1 convs that read a block's input, by block type; NULL-terminated. A branch_pool
+ * listed last runs on the unpooled input: a 1×1 conv and an average pool commute, and pooling
+ * the conv's fewer output channels costs less. Its BatchNorm and ReLU come after the pool. */
+enum { SIBLINGS_A, SIBLINGS_C, SIBLINGS_D, SIBLINGS_E_AVG_POOL, SIBLINGS_E_MAX_POOL };
+static const char *const sibling_names[][5] = {
+    [SIBLINGS_A] = {"branch1x1", "branch5x5_1", "branch3x3dbl_1", "branch_pool", NULL},
+    [SIBLINGS_C] = {"branch1x1", "branch7x7_1", "branch7x7dbl_1", "branch_pool", NULL},
+    [SIBLINGS_D] = {"branch3x3_1", "branch7x7x3_1", NULL},
+    [SIBLINGS_E_AVG_POOL] = {"branch1x1", "branch3x3_1", "branch3x3dbl_1", "branch_pool", NULL},
+    [SIBLINGS_E_MAX_POOL] = {"branch1x1", "branch3x3_1", "branch3x3dbl_1", NULL},
+};
+
+static bool is_pool_branch(const char *name)
+{
+    return strcmp(name, "branch_pool") == 0;
+}
+
+static InceptionConv *find_defined(Inception *net, const char *block, const char *name)
+{
+    char full[64];
+    snprintf(full, sizeof full, "%s.%s", block, name);
+    for (int i = 0; i < net->count; i++) {
+        if (!strcmp(net->convs[i].name, full)) return &net->convs[i];
+    }
+    return NULL;
+}
+
+/* Merges the 1×1 convs in `names` of `block` into one conv whose output channels are theirs
+ * in order. Does nothing unless all of them exist and have weights. */
+static void fuse_siblings(Inception *net, const char *block, const char *const *names)
+{
+    InceptionConv *parts[5];
+    int n = 0, out = 0;
+    for (; names[n]; n++) {
+        parts[n] = find_defined(net, block, names[n]);
+        if (!parts[n] || !parts[n]->weight.data || parts[n]->kh != 1 || parts[n]->kw != 1) return;
+        if (parts[n]->in != parts[0]->in) return;
+        out += parts[n]->out;
+    }
+    if (n < 2 || net->fused_count == INCEPTION_MAX_FUSED) return;
+    InceptionConv *f = &net->fused[net->fused_count++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->name, sizeof f->name, "%s.%s", block, is_pool_branch(names[n - 1]) ? "fused_1x1_pool" : "fused_1x1");
+    f->in = parts[0]->in;
+    f->out = out;
+    f->kh = f->kw = 1;
+    f->geometry = parts[0]->geometry;
+    f->weight.shape = shape4(out, f->in, 1, 1);
+    f->weight.numel = shape_numel(f->weight.shape);
+    f->weight.data = mg_malloc(f->weight.numel * sizeof(float));
+    f->weight.name = f->name;
+    f->scale = mg_malloc((size_t)out * sizeof(float));
+    f->shift = mg_malloc((size_t)out * sizeof(float));
+    int offset = 0;
+    f->relu_channels = out;
+    for (int i = 0; i < n; i++) {
+        int c = parts[i]->out;
+        memcpy(f->weight.data + (size_t)offset * f->in, parts[i]->weight.data, parts[i]->weight.numel * sizeof(float));
+        if (is_pool_branch(names[i])) {
+            /* the raw conv output: BatchNorm and ReLU follow the pool */
+            for (int o = 0; o < c; o++) {
+                f->scale[offset + o] = 1.0f;
+                f->shift[offset + o] = 0.0f;
+            }
+            f->relu_channels = offset;
+        } else {
+            memcpy(f->scale + offset, parts[i]->scale, (size_t)c * sizeof(float));
+            memcpy(f->shift + offset, parts[i]->shift, (size_t)c * sizeof(float));
+        }
+        offset += c;
+    }
+}
+
+/* Builds the merged 1×1 convs of every block found in the layer table. */
+static void fuse_all_siblings(Inception *net)
+{
+    for (int i = 0; i < net->count; i++) {
+        const char *dot = strchr(net->convs[i].name, '.');
+        if (!dot) continue;
+        char block[32];
+        snprintf(block, sizeof block, "%.*s", (int)(dot - net->convs[i].name), net->convs[i].name);
+        bool done = false;
+        for (int f = 0; f < net->fused_count; f++) {
+            if (!strncmp(net->fused[f].name, block, strlen(block)) && net->fused[f].name[strlen(block)] == '.') done = true;
+        }
+        for (size_t t = 0; t < MG_ARRAY_LEN(sibling_names) && !done; t++) {
+            if (t == SIBLINGS_E_AVG_POOL || t == SIBLINGS_E_MAX_POOL) continue; /* chosen per call: see below */
+            int before = net->fused_count;
+            fuse_siblings(net, block, sibling_names[t]);
+            done = net->fused_count > before;
+        }
+        if (!done && find_defined(net, block, "branch3x3_2a")) {
+            /* an E block: 7b pools by average and 7c by maximum, and only the first can
+             * merge its pool branch; both merged sets are built and the block picks one */
+            fuse_siblings(net, block, sibling_names[SIBLINGS_E_AVG_POOL]);
+            fuse_siblings(net, block, sibling_names[SIBLINGS_E_MAX_POOL]);
+        }
+    }
+}
+
 bool inception_load_weights(Inception *net, const char *path, char *err, size_t err_size)
 {
     TorchWeights w;
@@ -174,6 +274,7 @@ bool inception_load_weights(Inception *net, const char *path, char *err, size_t 
         for (int i = 0; i < net->count && ok; i++) ok = load_conv(&w, &net->convs[i], err, err_size);
     }
     torch_weights_close(&w);
+    if (ok) fuse_all_siblings(net);
     return ok;
 }
 
@@ -210,6 +311,7 @@ void inception_init_random(Inception *net, uint64_t seed)
             c->shift[o] = 0.0f;
         }
     }
+    fuse_all_siblings(net);
     snprintf(net->sha256, sizeof net->sha256, "random weights, seed %llu", (unsigned long long)seed);
 }
 
@@ -219,6 +321,11 @@ void inception_free(Inception *net)
         free(net->convs[i].weight.data);
         free(net->convs[i].scale);
         free(net->convs[i].shift);
+    }
+    for (int i = 0; i < net->fused_count; i++) {
+        free(net->fused[i].weight.data);
+        free(net->fused[i].scale);
+        free(net->fused[i].shift);
     }
     memset(net, 0, sizeof *net);
 }
@@ -239,22 +346,62 @@ static const InceptionConv *find_conv(const Inception *net, const char *block, c
 static Tensor *basic_conv(Inception *net, Tape *tape, Tensor *x, const char *block, const char *name)
 {
     const InceptionConv *c = find_conv(net, block, name);
-    Tensor *y = op_conv2d(tape, x, (Tensor *)&c->weight, NULL, c->geometry);
+    return op_conv2d_affine_relu(tape, x, (Tensor *)&c->weight, c->scale, c->shift, c->out, c->geometry);
+}
+
+/* y·scale[o] + shift[o], then ReLU, in place on a fresh activation y (B, O, H, W). */
+static void affine_relu_in_place(Tensor *y, const float *scale, const float *shift)
+{
     int batch = y->shape.dim[0], channels = y->shape.dim[1];
     size_t plane = (size_t)y->shape.dim[2] * y->shape.dim[3];
+    float *data = y->data;
     #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < batch; b++) {
         for (int o = 0; o < channels; o++) {
-            float *p = y->data + ((size_t)b * channels + o) * plane;
-            float scale = c->scale[o], shift = c->shift[o];
+            float *p = data + ((size_t)b * channels + o) * plane, k = scale[o], t = shift[o];
             #pragma omp simd
             for (size_t i = 0; i < plane; i++) {
-                float v = p[i] * scale + shift;
+                float v = p[i] * k + t;
                 p[i] = v > 0.0f ? v : 0.0f;
             }
         }
     }
-    return y;
+}
+
+/* Runs the 1×1 convs `names` of `block` on x into outs[]: as one merged conv followed by
+ * channel slices when fuse_all_siblings() built it, otherwise one by one. A branch_pool entry
+ * yields that branch's output: the 3×3 average pool (padding not counted), its conv, BatchNorm
+ * and ReLU. */
+static void sibling_convs(Inception *net, Tape *tape, Tensor *x, const char *block, const char *const *names,
+                          Tensor **outs)
+{
+    int count = 0;
+    while (names[count]) count++;
+    bool with_pool = is_pool_branch(names[count - 1]);
+    char fused_name[64];
+    snprintf(fused_name, sizeof fused_name, "%s.%s", block, with_pool ? "fused_1x1_pool" : "fused_1x1");
+    const InceptionConv *f = NULL;
+    for (int i = 0; i < net->fused_count; i++) {
+        if (!strcmp(net->fused[i].name, fused_name)) f = &net->fused[i];
+    }
+    if (!f) {
+        for (int i = 0; i < count; i++) {
+            Tensor *input = is_pool_branch(names[i]) ? op_avg_pool2d(tape, x, 3, 1, 1, false) : x;
+            outs[i] = basic_conv(net, tape, input, block, names[i]);
+        }
+        return;
+    }
+    Tensor *y = op_conv2d_affine_relu(tape, x, (Tensor *)&f->weight, f->scale, f->shift, f->relu_channels, f->geometry);
+    int offset = 0;
+    for (int i = 0; i < count; i++) {
+        const InceptionConv *c = find_conv(net, block, names[i]);
+        outs[i] = op_slice_channels(tape, y, offset, c->out);
+        if (is_pool_branch(names[i])) {
+            outs[i] = op_avg_pool2d(tape, outs[i], 3, 1, 1, false);
+            affine_relu_in_place(outs[i], c->scale, c->shift);
+        }
+        offset += c->out;
+    }
 }
 
 #define CONV(x, name) basic_conv(net, tape, (x), block, (name))
@@ -266,11 +413,12 @@ static Tensor *concat(Tape *tape, Tensor **parts, int count)
 
 static Tensor *block_a(Inception *net, Tape *tape, Tensor *x, const char *block)
 {
-    Tensor *parts[4];
-    parts[0] = CONV(x, "branch1x1");
-    parts[1] = CONV(CONV(x, "branch5x5_1"), "branch5x5_2");
-    parts[2] = CONV(CONV(CONV(x, "branch3x3dbl_1"), "branch3x3dbl_2"), "branch3x3dbl_3");
-    parts[3] = CONV(op_avg_pool2d(tape, x, 3, 1, 1, false), "branch_pool");
+    Tensor *parts[4], *first[4];
+    sibling_convs(net, tape, x, block, sibling_names[SIBLINGS_A], first);
+    parts[0] = first[0];
+    parts[1] = CONV(first[1], "branch5x5_2");
+    parts[2] = CONV(CONV(first[2], "branch3x3dbl_2"), "branch3x3dbl_3");
+    parts[3] = first[3];
     return concat(tape, parts, 4);
 }
 
@@ -285,20 +433,22 @@ static Tensor *block_b(Inception *net, Tape *tape, Tensor *x, const char *block)
 
 static Tensor *block_c(Inception *net, Tape *tape, Tensor *x, const char *block)
 {
-    Tensor *parts[4];
-    parts[0] = CONV(x, "branch1x1");
-    parts[1] = CONV(CONV(CONV(x, "branch7x7_1"), "branch7x7_2"), "branch7x7_3");
-    Tensor *d = CONV(CONV(x, "branch7x7dbl_1"), "branch7x7dbl_2");
+    Tensor *parts[4], *first[4];
+    sibling_convs(net, tape, x, block, sibling_names[SIBLINGS_C], first);
+    parts[0] = first[0];
+    parts[1] = CONV(CONV(first[1], "branch7x7_2"), "branch7x7_3");
+    Tensor *d = CONV(first[2], "branch7x7dbl_2");
     parts[2] = CONV(CONV(CONV(d, "branch7x7dbl_3"), "branch7x7dbl_4"), "branch7x7dbl_5");
-    parts[3] = CONV(op_avg_pool2d(tape, x, 3, 1, 1, false), "branch_pool");
+    parts[3] = first[3];
     return concat(tape, parts, 4);
 }
 
 static Tensor *block_d(Inception *net, Tape *tape, Tensor *x, const char *block)
 {
-    Tensor *parts[3];
-    parts[0] = CONV(CONV(x, "branch3x3_1"), "branch3x3_2");
-    Tensor *t = CONV(CONV(x, "branch7x7x3_1"), "branch7x7x3_2");
+    Tensor *parts[3], *first[2];
+    sibling_convs(net, tape, x, block, sibling_names[SIBLINGS_D], first);
+    parts[0] = CONV(first[0], "branch3x3_2");
+    Tensor *t = CONV(first[1], "branch7x7x3_2");
     parts[1] = CONV(CONV(t, "branch7x7x3_3"), "branch7x7x3_4");
     parts[2] = op_max_pool2d(tape, x, 3, 2, 0);
     return concat(tape, parts, 3);
@@ -307,16 +457,16 @@ static Tensor *block_d(Inception *net, Tape *tape, Tensor *x, const char *block)
 /* `max_pool` selects Mixed_7c's pool branch, a 3×3 max pool where 7b has the average pool. */
 static Tensor *block_e(Inception *net, Tape *tape, Tensor *x, const char *block, bool max_pool)
 {
-    Tensor *parts[6];
-    parts[0] = CONV(x, "branch1x1");
-    Tensor *t = CONV(x, "branch3x3_1");
+    Tensor *parts[6], *first[4];
+    sibling_convs(net, tape, x, block, sibling_names[max_pool ? SIBLINGS_E_MAX_POOL : SIBLINGS_E_AVG_POOL], first);
+    parts[0] = first[0];
+    Tensor *t = first[1];
     parts[1] = CONV(t, "branch3x3_2a");
     parts[2] = CONV(t, "branch3x3_2b");
-    Tensor *u = CONV(CONV(x, "branch3x3dbl_1"), "branch3x3dbl_2");
+    Tensor *u = CONV(first[2], "branch3x3dbl_2");
     parts[3] = CONV(u, "branch3x3dbl_3a");
     parts[4] = CONV(u, "branch3x3dbl_3b");
-    Tensor *pooled = max_pool ? op_max_pool2d(tape, x, 3, 1, 1) : op_avg_pool2d(tape, x, 3, 1, 1, false);
-    parts[5] = CONV(pooled, "branch_pool");
+    parts[5] = max_pool ? CONV(op_max_pool2d(tape, x, 3, 1, 1), "branch_pool") : first[3];
     return concat(tape, parts, 6);
 }
 

@@ -182,10 +182,14 @@ IterationStats trainer_iteration(Trainer *trainer)
 double trainer_activation_bytes_estimate(const Gan *gan)
 {
     /* Every activation of a step with gradients gets a gradient of the same size. The
-     * discriminator step runs G without gradients and D twice with them; the generator step
-     * runs both with gradients. */
+     * discriminator step runs G without gradients, which keeps one layer's activations at a
+     * time, and D twice with them; the generator step runs both with gradients. */
     double batch = gan->config.training.batch_size;
     double g = network_activation_floats(&gan->generator), d = network_activation_floats(&gan->discriminator);
-    double d_step = g + 2.0 * 2.0 * d, g_step = 2.0 * g + 2.0 * d;
+    double g_layer = 0.0;
+    for (int i = 0; i < gan->generator.count; i++) {
+        if (gan->generator.layers[i].activation_floats > g_layer) g_layer = gan->generator.layers[i].activation_floats;
+    }
+    double d_step = g_layer + 2.0 * 2.0 * d, g_step = 2.0 * g + 2.0 * d;
     return (d_step > g_step ? d_step : g_step) * batch * sizeof(float);
 }

@@ -75,8 +75,16 @@ static void im2col(const Im2col *m, const float *images, int nb, float *col)
                 }
                 const float *row = src + (size_t)ih * m->width;
                 if (m->g.stride_w == 1) {
+                    /* memcpy for long rows; a plain loop for short ones (8 to 35 floats in
+                     * Inception's blocks), where the call costs more than the copy */
+                    const float *shifted = row - m->g.pad_w + j;
                     for (int ow = 0; ow < lo; ow++) d[ow] = 0.0f;
-                    if (hi > lo) memcpy(d + lo, row + lo - m->g.pad_w + j, (size_t)(hi - lo) * sizeof(float));
+                    if (hi - lo >= 64) {
+                        memcpy(d + lo, shifted + lo, (size_t)(hi - lo) * sizeof(float));
+                    } else {
+                        #pragma omp simd
+                        for (int ow = lo; ow < hi; ow++) d[ow] = shifted[ow];
+                    }
                     for (int ow = max_int(hi, lo); ow < m->out_w; ow++) d[ow] = 0.0f;
                 } else {
                     for (int ow = 0; ow < m->out_w; ow++) {
@@ -154,6 +162,45 @@ static void rows_to_batch(const float *src, int nb, size_t rows, size_t position
     }
 }
 
+/* What a forward pass applies to each output channel o after the product:
+ * y·scale[o] + shift[o], then ReLU for the channels o < relu_channels. A NULL scale is 1, a
+ * NULL shift 0. */
+typedef struct ConvEpilogue {
+    const float *scale, *shift;
+    int relu_channels;
+} ConvEpilogue;
+
+static bool epilogue_is_identity(ConvEpilogue ep)
+{
+    return !ep.scale && !ep.shift && ep.relu_channels == 0;
+}
+
+/* dst[p] = epilogue of channel `channel` applied to src[p], for n values. */
+static inline void apply_epilogue(const float *src, float *dst, size_t n, ConvEpilogue ep, int channel)
+{
+    float scale = ep.scale ? ep.scale[channel] : 1.0f, shift = ep.shift ? ep.shift[channel] : 0.0f;
+    if (channel < ep.relu_channels) {
+        #pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            float v = src[i] * scale + shift;
+            dst[i] = v > 0.0f ? v : 0.0f;
+        }
+    } else {
+        #pragma omp simd
+        for (size_t i = 0; i < n; i++) dst[i] = src[i] * scale + shift;
+    }
+}
+
+/* dst (nb, O, P) = epilogue of src (O, nb·P). */
+static void rows_to_batch_epilogue(const float *src, int nb, size_t rows, size_t positions, float *dst, ConvEpilogue ep)
+{
+    #pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++) {
+        for (int n = 0; n < nb; n++)
+            apply_epilogue(src + (r * nb + n) * positions, dst + ((size_t)n * rows + r) * positions, positions, ep, (int)r);
+    }
+}
+
 /* Images per chunk for an im2col of `rows` rows and `positions` columns per image. */
 static int images_per_chunk(int batch, size_t rows, size_t positions)
 {
@@ -224,9 +271,9 @@ static void check_conv_args(const char *op, const Tensor *x, const Tensor *w, co
 
 static void conv2d_backward(Tape *tape, const TapeEntry *e);
 
-Tensor *op_conv2d(Tape *tape, Tensor *x, Tensor *w, Tensor *b, Conv2dGeometry g)
+/* The forward pass of conv2d with an epilogue on every output channel. */
+static Tensor *conv2d_forward(Tape *tape, Tensor *x, Tensor *w, Conv2dGeometry g, ConvEpilogue ep)
 {
-    check_conv_args("conv2d", x, w, b, 1, g);
     Im2col m = conv2d_geometry(x, w, g);
     if (m.out_h < 1 || m.out_w < 1 || m.height + 2 * g.pad_h < m.kh || m.width + 2 * g.pad_w < m.kw)
         shape_panic("conv2d", "the kernel is larger than the padded input", x, w);
@@ -245,22 +292,31 @@ Tensor *op_conv2d(Tape *tape, Tensor *x, Tensor *w, Tensor *b, Conv2dGeometry g)
         const float *xb = x->data + (size_t)b0 * in_size;
         float *yb = y->data + (size_t)b0 * out_size;
         if (n == 1) {
-            /* y[b] (O, P) = W (O, K) · col (K, P) */
+            /* y[b] (O, P) = W (O, K) · col (K, P), then the epilogue in place */
             const float *source = xb;
             if (!is_pointwise(&m)) {
                 im2col(&m, xb, 1, col);
                 source = col;
             }
             mg_sgemm(false, false, out_c, cols, (int)k, 1.0f, w->data, (int)k, source, cols, 0.0f, yb, cols);
+            if (!epilogue_is_identity(ep)) {
+                #pragma omp parallel for schedule(static)
+                for (int o = 0; o < out_c; o++) apply_epilogue(yb + (size_t)o * positions, yb + (size_t)o * positions, positions, ep, o);
+            }
         } else {
             /* out_rows (O, n·P) = W (O, K) · col (K, n·P), then back to (n, O, P) */
             im2col(&m, xb, n, col);
             mg_sgemm(false, false, out_c, cols, (int)k, 1.0f, w->data, (int)k, col, cols, 0.0f, out_rows, cols);
-            rows_to_batch(out_rows, n, (size_t)out_c, positions, yb, false);
+            rows_to_batch_epilogue(out_rows, n, (size_t)out_c, positions, yb, ep);
         }
     }
-    if (b) add_channel_bias(y->data, b->data, batch, out_c, positions);
+    return y;
+}
 
+Tensor *op_conv2d(Tape *tape, Tensor *x, Tensor *w, Tensor *b, Conv2dGeometry g)
+{
+    check_conv_args("conv2d", x, w, b, 1, g);
+    Tensor *y = conv2d_forward(tape, x, w, g, (ConvEpilogue){.shift = b ? b->data : NULL, .relu_channels = 0});
     TapeEntry *e = tape_record(tape, "conv2d", conv2d_backward, y, x, w, b, NULL);
     if (e) {
         e->iarg[0] = g.stride_h;
@@ -269,6 +325,20 @@ Tensor *op_conv2d(Tape *tape, Tensor *x, Tensor *w, Tensor *b, Conv2dGeometry g)
         e->iarg[3] = g.pad_w;
     }
     return y;
+}
+
+Tensor *op_conv2d_affine_relu(Tape *tape, Tensor *x, Tensor *w, const float *scale, const float *shift,
+                              int relu_channels, Conv2dGeometry g)
+{
+    require_no_grad(tape, "conv2d_affine_relu", x);
+    check_conv_args("conv2d_affine_relu", x, w, NULL, 1, g);
+    int out_c = w->shape.dim[0];
+    if (relu_channels < 0 || relu_channels > out_c)
+        mg_panic("conv2d_affine_relu: relu_channels %d out of range for %d channels", relu_channels, out_c);
+    bool winograd = w->shape.dim[2] == 3 && w->shape.dim[3] == 3 && g.stride_h == 1 && g.stride_w == 1 &&
+                    g.pad_h == g.pad_w && g.pad_h <= 1 && relu_channels == out_c;
+    if (winograd) return conv2d_winograd_forward(tape, x, w, g.pad_h, scale, shift, true);
+    return conv2d_forward(tape, x, w, g, (ConvEpilogue){scale, shift, relu_channels});
 }
 
 static Conv2dGeometry saved_geometry(const TapeEntry *e)

@@ -1,6 +1,7 @@
 /* Helpers shared by the op implementations; not part of the public API. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "tape.h"
@@ -22,3 +23,8 @@ void require_no_grad(const Tape *tape, const char *op, const Tensor *x);
 
 /* Sum of all elements in double, in an order that does not depend on the thread count. */
 double sum_all(Tape *tape, const float *a, size_t n);
+
+/* Winograd F(2×2, 3×3) convolution with an epilogue on each output channel o:
+ * y·scale[o] + shift[o] (NULL: 1 and 0), then ReLU when `relu`. See winograd.c. */
+Tensor *conv2d_winograd_forward(Tape *tape, Tensor *x, Tensor *w, int pad, const float *scale, const float *shift,
+                                bool relu);

@@ -270,3 +270,35 @@ static void slice_token_backward(Tape *tape, const TapeEntry *e)
         for (int c = 0; c < dim; c++) d[c] += y->grad[(size_t)b * dim + c];
     }
 }
+
+static void slice_channels_backward(Tape *tape, const TapeEntry *e);
+
+Tensor *op_slice_channels(Tape *tape, Tensor *x, int start, int count)
+{
+    shape_check_ndim("slice_channels", x, 4);
+    int batch = x->shape.dim[0], channels = x->shape.dim[1];
+    if (start < 0 || count < 1 || start + count > channels)
+        shape_panic("slice_channels", "channel range out of bounds", x, NULL);
+    size_t plane = (size_t)x->shape.dim[2] * x->shape.dim[3];
+    Tensor *y = tensor_empty(tape, shape4(batch, count, x->shape.dim[2], x->shape.dim[3]));
+    #pragma omp parallel for schedule(static) if (y->numel > 16384)
+    for (int b = 0; b < batch; b++)
+        memcpy(y->data + (size_t)b * count * plane, x->data + ((size_t)b * channels + start) * plane,
+               (size_t)count * plane * sizeof(float));
+    TapeEntry *e = tape_record(tape, "slice_channels", slice_channels_backward, y, x, NULL, NULL, NULL);
+    if (e) e->iarg[0] = start;
+    return y;
+}
+
+static void slice_channels_backward(Tape *tape, const TapeEntry *e)
+{
+    Tensor *x = e->in[0], *y = e->out;
+    int batch = x->shape.dim[0], channels = x->shape.dim[1], count = y->shape.dim[1], start = e->iarg[0];
+    size_t part = (size_t)count * x->shape.dim[2] * x->shape.dim[3];
+    float *dx = tensor_grad(tape, x);
+    for (int b = 0; b < batch; b++) {
+        float *d = dx + ((size_t)b * channels + start) * (part / (size_t)count);
+        const float *g = y->grad + (size_t)b * part;
+        for (size_t i = 0; i < part; i++) d[i] += g[i];
+    }
+}

@@ -1,5 +1,7 @@
 /* Pooling and bilinear resizing. */
 #include <math.h>
+#include <omp.h>
+#include <string.h>
 
 #include "internal.h"
 #include "util.h"
@@ -36,6 +38,63 @@ static void check_pool_args(const char *op, const Tensor *x, int kernel, int str
         shape_panic(op, "the window is larger than the padded input", x, NULL);
 }
 
+/* Range [lo, hi) of output columns whose tap kx falls inside the input row. */
+static void tap_columns(int kx, int w, int stride, int pad, int out_w, int *lo, int *hi)
+{
+    int first = pad - kx;  /* ow·stride >= first */
+    *lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+    int last = w - 1 + pad - kx;  /* ow·stride <= last */
+    *hi = last < 0 ? 0 : last / stride + 1;
+    if (*hi > out_w) *hi = out_w;
+    if (*lo > *hi) *lo = *hi;
+}
+
+/* Reduces the k×k windows of one plane (h, w) into dst (out_h, out_w): their sum, or their
+ * maximum with NaN winning. The window is separable: each input row is first reduced over
+ * the window's columns into rows (h, out_w), then those rows over the window's rows. Both
+ * passes are vectorized across output columns. Sums come out in a different order than a
+ * plain loop over each window, which changes them by rounding only; maxima are exact. */
+static void pool_plane(const float *src, int h, int w, int kernel, int stride, int pad, int out_h, int out_w, bool max,
+                       float *rows, float *dst)
+{
+    float init = max ? -INFINITY : 0.0f;
+    for (int y = 0; y < h; y++) {
+        const float *row = src + (size_t)y * w;
+        float *acc = rows + (size_t)y * out_w;
+        for (int ow = 0; ow < out_w; ow++) acc[ow] = init;
+        for (int kx = 0; kx < kernel; kx++) {
+            int lo, hi;
+            tap_columns(kx, w, stride, pad, out_w, &lo, &hi);
+            const float *tap = row + kx - pad;
+            if (max) {
+                #pragma omp simd
+                for (int ow = lo; ow < hi; ow++) {
+                    float v = tap[ow * stride];
+                    acc[ow] = (v > acc[ow] || v != v) ? v : acc[ow];
+                }
+            } else {
+                #pragma omp simd
+                for (int ow = lo; ow < hi; ow++) acc[ow] += tap[ow * stride];
+            }
+        }
+    }
+    for (int oh = 0; oh < out_h; oh++) {
+        Window wy = pool_window(oh, h, kernel, stride, pad);
+        float *out = dst + (size_t)oh * out_w;
+        memcpy(out, rows + (size_t)wy.start * out_w, (size_t)out_w * sizeof(float));
+        for (int iy = wy.start + 1; iy < wy.end; iy++) {
+            const float *acc = rows + (size_t)iy * out_w;
+            if (max) {
+                #pragma omp simd
+                for (int ow = 0; ow < out_w; ow++) out[ow] = (acc[ow] > out[ow] || acc[ow] != acc[ow]) ? acc[ow] : out[ow];
+            } else {
+                #pragma omp simd
+                for (int ow = 0; ow < out_w; ow++) out[ow] += acc[ow];
+            }
+        }
+    }
+}
+
 static void avg_pool2d_backward(Tape *tape, const TapeEntry *e);
 
 Tensor *op_avg_pool2d(Tape *tape, Tensor *x, int kernel, int stride, int pad, bool count_include_pad)
@@ -45,20 +104,27 @@ Tensor *op_avg_pool2d(Tape *tape, Tensor *x, int kernel, int stride, int pad, bo
     int out_h = pooled_size(h, kernel, stride, pad), out_w = pooled_size(w, kernel, stride, pad);
     Tensor *y = tensor_empty(tape, shape4(x->shape.dim[0], x->shape.dim[1], out_h, out_w));
 
+    /* the divisor of each output column's window, split into its padded and in-image widths */
+    int *padded_w = arena_alloc(&tape->arena, 2 * (size_t)out_w * sizeof(int)), *inside_w = padded_w + out_w;
+    for (int ow = 0; ow < out_w; ow++) {
+        Window wx = pool_window(ow, w, kernel, stride, pad);
+        padded_w[ow] = wx.padded;
+        inside_w[ow] = wx.end - wx.start;
+    }
+    const float *in = x->data;
+    float *out = y->data;
+    float *rows = arena_alloc(&tape->arena, (size_t)omp_get_max_threads() * h * out_w * sizeof(float));
     #pragma omp parallel for schedule(static)
     for (int p = 0; p < planes; p++) {
-        const float *src = x->data + (size_t)p * h * w;
-        float *dst = y->data + (size_t)p * out_h * out_w;
+        float *dst = out + (size_t)p * out_h * out_w;
+        pool_plane(in + (size_t)p * h * w, h, w, kernel, stride, pad, out_h, out_w, false,
+                   rows + (size_t)omp_get_thread_num() * h * out_w, dst);
         for (int oh = 0; oh < out_h; oh++) {
+            float *row = dst + (size_t)oh * out_w;
             Window wy = pool_window(oh, h, kernel, stride, pad);
             for (int ow = 0; ow < out_w; ow++) {
-                Window wx = pool_window(ow, w, kernel, stride, pad);
-                float sum = 0.0f;
-                for (int iy = wy.start; iy < wy.end; iy++) {
-                    for (int ix = wx.start; ix < wx.end; ix++) sum += src[iy * w + ix];
-                }
-                int divisor = count_include_pad ? wy.padded * wx.padded : (wy.end - wy.start) * (wx.end - wx.start);
-                dst[oh * out_w + ow] = sum / (float)divisor;
+                int divisor = count_include_pad ? wy.padded * padded_w[ow] : (wy.end - wy.start) * inside_w[ow];
+                row[ow] = row[ow] / (float)divisor;
             }
         }
     }
@@ -107,25 +173,13 @@ Tensor *op_max_pool2d(Tape *tape, Tensor *x, int kernel, int stride, int pad)
     int planes = x->shape.dim[0] * x->shape.dim[1], h = x->shape.dim[2], w = x->shape.dim[3];
     int out_h = pooled_size(h, kernel, stride, pad), out_w = pooled_size(w, kernel, stride, pad);
     Tensor *y = tensor_empty(tape, shape4(x->shape.dim[0], x->shape.dim[1], out_h, out_w));
-
+    const float *in = x->data;
+    float *out = y->data;
+    float *rows = arena_alloc(&tape->arena, (size_t)omp_get_max_threads() * h * out_w * sizeof(float));
     #pragma omp parallel for schedule(static)
     for (int p = 0; p < planes; p++) {
-        const float *src = x->data + (size_t)p * h * w;
-        float *dst = y->data + (size_t)p * out_h * out_w;
-        for (int oh = 0; oh < out_h; oh++) {
-            Window wy = pool_window(oh, h, kernel, stride, pad);
-            for (int ow = 0; ow < out_w; ow++) {
-                Window wx = pool_window(ow, w, kernel, stride, pad);
-                float best = -INFINITY;
-                for (int iy = wy.start; iy < wy.end; iy++) {
-                    for (int ix = wx.start; ix < wx.end; ix++) {
-                        float v = src[iy * w + ix];
-                        if (v > best || isnan(v)) best = v;
-                    }
-                }
-                dst[oh * out_w + ow] = best;
-            }
-        }
+        pool_plane(in + (size_t)p * h * w, h, w, kernel, stride, pad, out_h, out_w, true,
+                   rows + (size_t)omp_get_thread_num() * h * out_w, out + (size_t)p * out_h * out_w);
     }
     return y;
 }
