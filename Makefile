@@ -85,7 +85,7 @@ $(BUILD)/%.o: %.c
 clean:
 	rm -rf build mixgan
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/main.d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/main.d $(wildcard $(BUILD)/bench/*.d)
 
 # The benchmark programs: one source file each in bench/, linked with the library.
 $(BUILD)/bench-%: $(BUILD)/bench/bench_%.o $(LIB_OBJ)

@@ -35,6 +35,12 @@ struct TapeEntry {
     float farg[4];                    /* op-specific float arguments */
 };
 
+/* An activation gradient buffer whose tensor's backward has run, free for reuse. */
+typedef struct FreeGradient {
+    float *data;
+    size_t numel;
+} FreeGradient;
+
 struct Tape {
     Arena arena;
     TapeEntry *entries;
@@ -42,6 +48,8 @@ struct Tape {
     bool grad_enabled;
     float *scratch;                   /* per-op workspace, see tape_scratch() */
     size_t scratch_floats;
+    FreeGradient *free_gradients;     /* see tape_backward(); emptied by tape_reset() */
+    size_t free_count, free_capacity;
 };
 
 void tape_init(Tape *tape);
@@ -74,7 +82,10 @@ bool tape_wants_grad(const Tape *tape, const Tensor *a, const Tensor *b, const T
 TapeEntry *tape_record(Tape *tape, const char *op, BackwardFn backward, Tensor *out, Tensor *a,
                        Tensor *b, Tensor *c, Tensor *d);
 
-/* Runs the backward pass from a scalar `loss` (numel 1), seeding its gradient with 1. */
+/* Runs the backward pass from a scalar `loss` (numel 1), seeding its gradient with 1. Once an
+ * entry's backward has run, no later step reads its output's gradient, so that buffer goes to
+ * a free list and later gradients of the same size reuse it: a step holds only the
+ * activation gradients still needed, not all of them. Parameter gradients are kept. */
 void tape_backward(Tape *tape, Tensor *loss);
 
 /* Returns a workspace of at least `count` floats, valid until the next tape_scratch() call.

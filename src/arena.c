@@ -1,4 +1,4 @@
-/* Bump allocator for per-step activations and gradients. */
+/* Bump allocator for per-step activations and gradients, over a chain of blocks. */
 #include "arena.h"
 
 #include <stdlib.h>
@@ -11,6 +11,7 @@ enum { ARENA_ALIGN = 64 };
 struct ArenaBlock {
     ArenaBlock *next;
     char *memory;
+    size_t capacity;
 };
 
 static size_t round_up(size_t n)
@@ -18,36 +19,33 @@ static size_t round_up(size_t n)
     return (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
 }
 
-static char *aligned_block(size_t bytes)
+static ArenaBlock *new_block(size_t bytes)
 {
-    void *p = NULL;
-    if (posix_memalign(&p, ARENA_ALIGN, bytes ? bytes : ARENA_ALIGN) != 0)
-        mg_fatal("out of memory: failed to allocate %zu bytes (%.1f MiB) for activations", bytes,
-                 (double)bytes / (1024.0 * 1024.0));
-    return p;
+    ArenaBlock *block = mg_malloc(sizeof *block);
+    block->next = NULL;
+    block->capacity = round_up(bytes);
+    if (posix_memalign((void **)&block->memory, ARENA_ALIGN, block->capacity) != 0)
+        mg_fatal("out of memory: failed to allocate %zu bytes (%.1f MiB) for activations", block->capacity,
+                 (double)block->capacity / (1024.0 * 1024.0));
+    return block;
 }
 
 void arena_init(Arena *arena, size_t initial_bytes)
 {
     memset(arena, 0, sizeof *arena);
-    arena->capacity = round_up(initial_bytes);
-    arena->base = aligned_block(arena->capacity);
-}
-
-static void free_overflow(Arena *arena)
-{
-    while (arena->overflow) {
-        ArenaBlock *next = arena->overflow->next;
-        free(arena->overflow->memory);
-        free(arena->overflow);
-        arena->overflow = next;
-    }
+    arena->first = arena->current = new_block(initial_bytes);
+    arena->capacity = arena->first->capacity;
 }
 
 void arena_free(Arena *arena)
 {
-    free_overflow(arena);
-    free(arena->base);
+    ArenaBlock *block = arena->first;
+    while (block) {
+        ArenaBlock *next = block->next;
+        free(block->memory);
+        free(block);
+        block = next;
+    }
     memset(arena, 0, sizeof *arena);
 }
 
@@ -56,18 +54,21 @@ void *arena_alloc(Arena *arena, size_t bytes)
     size_t size = round_up(bytes);
     arena->step_bytes += size;
     if (arena->step_bytes > arena->peak_bytes) arena->peak_bytes = arena->step_bytes;
-    if (arena->used + size <= arena->capacity) {
-        void *p = arena->base + arena->used;
-        arena->used += size;
-        return p;
+
+    /* the rest of the current block, else the next block that is large enough */
+    while (arena->used + size > arena->current->capacity) {
+        if (!arena->current->next) {
+            /* blocks at least as large as the chain so far keep their number logarithmic */
+            size_t bytes_new = size > arena->capacity ? size : arena->capacity;
+            arena->current->next = new_block(bytes_new);
+            arena->capacity += arena->current->next->capacity;
+        }
+        arena->current = arena->current->next;
+        arena->used = 0;
     }
-    /* One block per overflowing request keeps the bookkeeping trivial; it happens only in
-     * the first steps, until arena_reset() has grown the main block. */
-    ArenaBlock *block = mg_malloc(sizeof *block);
-    block->memory = aligned_block(size);
-    block->next = arena->overflow;
-    arena->overflow = block;
-    return block->memory;
+    void *p = arena->current->memory + arena->used;
+    arena->used += size;
+    return p;
 }
 
 float *arena_zeros(Arena *arena, size_t count)
@@ -79,17 +80,12 @@ float *arena_zeros(Arena *arena, size_t count)
 
 ArenaMark arena_mark(const Arena *arena)
 {
-    return (ArenaMark){.used = arena->used, .overflow = arena->overflow, .step_bytes = arena->step_bytes};
+    return (ArenaMark){.block = arena->current, .used = arena->used, .step_bytes = arena->step_bytes};
 }
 
 void arena_release(Arena *arena, ArenaMark mark)
 {
-    while (arena->overflow && arena->overflow != mark.overflow) {
-        ArenaBlock *next = arena->overflow->next;
-        free(arena->overflow->memory);
-        free(arena->overflow);
-        arena->overflow = next;
-    }
+    arena->current = mark.block;
     arena->used = mark.used;
     arena->step_bytes = mark.step_bytes;
 }
@@ -97,17 +93,17 @@ void arena_release(Arena *arena, ArenaMark mark)
 bool arena_below_mark(const Arena *arena, ArenaMark mark, const void *p)
 {
     const char *c = p;
-    return c >= arena->base && c < arena->base + mark.used;
+    for (const ArenaBlock *block = arena->first; block; block = block->next) {
+        size_t limit = block == mark.block ? mark.used : block->capacity;
+        if (c >= block->memory && c < block->memory + limit) return true;
+        if (block == mark.block) return false;
+    }
+    return false;
 }
 
 void arena_reset(Arena *arena)
 {
-    if (arena->overflow) {
-        free_overflow(arena);
-        free(arena->base);
-        arena->capacity = round_up(arena->peak_bytes);
-        arena->base = aligned_block(arena->capacity);
-    }
+    arena->current = arena->first;
     arena->used = 0;
     arena->step_bytes = 0;
 }

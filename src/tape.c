@@ -6,7 +6,7 @@
 
 #include "util.h"
 
-/* Initial arena size; the arena grows to the peak of the first step by itself. */
+/* Size of the arena's first block; the arena adds blocks as a step needs them. */
 enum { TAPE_INITIAL_ARENA_BYTES = 64 << 20 };
 
 void tape_init(Tape *tape)
@@ -19,6 +19,7 @@ void tape_init(Tape *tape)
 void tape_free(Tape *tape)
 {
     arena_free(&tape->arena);
+    free(tape->free_gradients);
     free(tape->entries);
     free(tape->scratch);
     memset(tape, 0, sizeof *tape);
@@ -27,6 +28,7 @@ void tape_free(Tape *tape)
 void tape_reset(Tape *tape)
 {
     tape->count = 0;
+    tape->free_count = 0;
     arena_reset(&tape->arena);
 }
 
@@ -74,37 +76,48 @@ Tensor *tape_keep_only(Tape *tape, ArenaMark mark, size_t tape_count, Tensor *t)
     if (tape->count != tape_count) mg_panic("tape_keep_only: ops were recorded since the mark");
     Tensor copy = *t;
     Arena *arena = &tape->arena;
-    if (arena_below_mark(arena, mark, copy.data)) {
-        /* a view of memory older than the mark: only the struct moves */
-        arena_release(arena, mark);
-        Tensor *kept = arena_alloc(arena, sizeof *kept);
-        *kept = copy;
-        return kept;
-    }
-    bool in_main_block = (char *)copy.data >= arena->base && (char *)copy.data < arena->base + arena->capacity;
-    float *temp = NULL;
-    if (!in_main_block) {
-        /* an overflow block of the first step, which the release frees: copy out first */
-        temp = mg_malloc(copy.numel * sizeof(float));
-        memcpy(temp, copy.data, copy.numel * sizeof(float));
-    }
+    float *data = copy.data;
     arena_release(arena, mark);
-    Tensor *kept = tensor_empty(tape, copy.shape);
-    if (temp) {
-        memcpy(kept->data, temp, copy.numel * sizeof(float));
-        free(temp);
-    } else if (kept->data != copy.data) {
-        /* the data lies above the mark, so moving it down never overwrites what it reads first */
-        memmove(kept->data, copy.data, copy.numel * sizeof(float));
+    if (!arena_below_mark(arena, mark, copy.data)) {
+        /* The data lies above the mark, where the release left it readable. Its new place is
+         * taken first and the struct after it, so nothing is written over the data before
+         * memmove, which handles any overlap, has moved it. */
+        data = arena_alloc(arena, copy.numel * sizeof(float));
+        if (data != copy.data) memmove(data, copy.data, copy.numel * sizeof(float));
     }
+    Tensor *kept = arena_alloc(arena, sizeof *kept);
+    *kept = copy;
+    kept->data = data;
+    kept->grad = NULL;
     kept->requires_grad = false;
     return kept;
 }
 
 float *tensor_grad(Tape *tape, Tensor *x)
 {
-    if (!x->grad) x->grad = arena_zeros(&tape->arena, x->numel);
+    if (x->grad) return x->grad;
+    for (size_t i = 0; i < tape->free_count; i++) {
+        if (tape->free_gradients[i].numel == x->numel) {
+            x->grad = tape->free_gradients[i].data;
+            tape->free_gradients[i] = tape->free_gradients[--tape->free_count];
+            memset(x->grad, 0, x->numel * sizeof(float));
+            return x->grad;
+        }
+    }
+    x->grad = arena_zeros(&tape->arena, x->numel);
     return x->grad;
+}
+
+/* Puts an activation's gradient buffer on the free list. */
+static void release_gradient(Tape *tape, Tensor *t)
+{
+    if (!t->grad || t->name) return; /* parameters keep theirs */
+    if (tape->free_count == tape->free_capacity) {
+        tape->free_capacity = tape->free_capacity ? 2 * tape->free_capacity : 64;
+        tape->free_gradients = mg_realloc(tape->free_gradients, tape->free_capacity * sizeof *tape->free_gradients);
+    }
+    tape->free_gradients[tape->free_count++] = (FreeGradient){t->grad, t->numel};
+    t->grad = NULL;
 }
 
 bool tape_wants_grad(const Tape *tape, const Tensor *a, const Tensor *b, const Tensor *c,
@@ -144,7 +157,9 @@ void tape_backward(Tape *tape, Tensor *loss)
     bool previous = tape_set_grad_enabled(tape, false);
     for (size_t i = tape->count; i-- > 0;) {
         const TapeEntry *e = &tape->entries[i];
-        if (e->out->grad) e->backward(tape, e);
+        if (!e->out->grad) continue;
+        e->backward(tape, e);
+        release_gradient(tape, e->out);
     }
     tape_set_grad_enabled(tape, previous);
 }

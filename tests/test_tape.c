@@ -233,7 +233,7 @@ TEST(tape_arena_reuse_does_not_grow)
 {
     Tape tape;
     tape_init(&tape);
-    /* a small main block, so that the first step overflows it */
+    /* a small first block, so that the first step has to add blocks */
     arena_free(&tape.arena);
     arena_init(&tape.arena, 1024);
 
@@ -244,7 +244,7 @@ TEST(tape_arena_reuse_does_not_grow)
     rng_fill_normal(&rng, dy, 4 * 33 * 16, 0.0f, 1.0f);
 
     size_t first_bytes = arena_step(&tape, x, w, b, dy);
-    CHECK_MSG(tape.arena.overflow != NULL, "the first step fit the 1 KiB block; the test needs a bigger step");
+    CHECK_MSG(tape.arena.capacity > 1024, "the first step fit the 1 KiB block; the test needs a bigger step");
     tape_reset(&tape);
     CHECK_INT_EQ(tape.count, 0);
     size_t capacity = tape.arena.capacity, peak = tape.arena.peak_bytes;
@@ -253,7 +253,6 @@ TEST(tape_arena_reuse_does_not_grow)
     for (int step = 2; step <= 3; step++) {
         size_t bytes = arena_step(&tape, x, w, b, dy);
         CHECK_INT_EQ(bytes, first_bytes);
-        CHECK_MSG(tape.arena.overflow == NULL, "step %d allocated outside the main block", step);
         tape_reset(&tape);
         CHECK_INT_EQ(tape.arena.capacity, capacity);
         CHECK_INT_EQ(tape.arena.peak_bytes, peak);
