@@ -179,17 +179,26 @@ IterationStats trainer_iteration(Trainer *trainer)
     return stats;
 }
 
+/* The largest activation_floats of one layer of a network. */
+static double largest_layer(const Network *net)
+{
+    double largest = 0.0;
+    for (int i = 0; i < net->count; i++) {
+        if (net->layers[i].activation_floats > largest) largest = net->layers[i].activation_floats;
+    }
+    return largest;
+}
+
 double trainer_activation_bytes_estimate(const Gan *gan)
 {
-    /* Every activation of a step with gradients gets a gradient of the same size. The
-     * discriminator step runs G without gradients, which keeps one layer's activations at a
-     * time, and D twice with them; the generator step runs both with gradients. */
+    /* Activations of a step with gradients stay until the step ends; each activation's
+     * gradient is freed once its producer's backward has run, so only about two layers' worth
+     * of gradients is live at a time. The discriminator step runs G without gradients (one
+     * layer's activations at a time) and D twice; the generator step runs both once. */
     double batch = gan->config.training.batch_size;
     double g = network_activation_floats(&gan->generator), d = network_activation_floats(&gan->discriminator);
-    double g_layer = 0.0;
-    for (int i = 0; i < gan->generator.count; i++) {
-        if (gan->generator.layers[i].activation_floats > g_layer) g_layer = gan->generator.layers[i].activation_floats;
-    }
-    double d_step = g_layer + 2.0 * 2.0 * d, g_step = 2.0 * g + 2.0 * d;
+    double g_layer = largest_layer(&gan->generator), d_layer = largest_layer(&gan->discriminator);
+    double live_gradients = 2.0 * (g_layer > d_layer ? g_layer : d_layer);
+    double d_step = g_layer + 2.0 * d + 2.0 * d_layer, g_step = g + d + live_gradients;
     return (d_step > g_step ? d_step : g_step) * batch * sizeof(float);
 }
