@@ -31,6 +31,12 @@ enum {
     ERROR_BYTES = 1024,
 };
 
+/* The plural ending for a count of n. */
+static const char *plural(size_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
 typedef enum InputKind { INPUT_IMAGES, INPUT_STANFORD_DOGS } InputKind;
 typedef enum CropMode { CROP_SQUASH, CROP_SQUARE } CropMode;
 
@@ -195,7 +201,7 @@ static Job *list_images(const char *dir, size_t *count)
     if (!paths) mg_fatal("%s", err);
     if (*count == 0)
         mg_fatal("%s: no .jpg, .jpeg or .png files found (%zu other files)", dir, ignored);
-    fprintf(stderr, "prepare: found %zu images under %s", *count, dir);
+    fprintf(stderr, "prepare: found %zu image%s under %s", *count, plural(*count), dir);
     if (ignored > 0) fprintf(stderr, " and ignored %zu files of other types", ignored);
     fputc('\n', stderr);
 
@@ -532,15 +538,15 @@ static void warn_limited(Summary *s, const char *message)
 static void print_summary(const PrepareOptions *o, const Summary *s, double seconds,
                           int threads)
 {
-    printf("prepare: read %zu of %zu images in %.1f s (%.0f images/s, %d threads)\n",
-           s->images_read, s->images_total, seconds,
+    printf("prepare: read %zu of %zu image%s in %.1f s (%.0f images/s, %d threads)\n",
+           s->images_read, s->images_total, plural(s->images_total), seconds,
            seconds > 0 ? (double)s->images_read / seconds : 0.0, threads);
-    printf("prepare: wrote %zu crops of %dx%d to %s\n", s->crops, o->size, o->size, o->out);
+    printf("prepare: wrote %zu crop%s of %dx%d to %s\n", s->crops, plural(s->crops), o->size, o->size, o->out);
 
     size_t skipped = 0;
     for (int p = PROBLEM_NONE + 1; p < PROBLEM_COUNT; p++) skipped += s->skipped[p];
     if (skipped > 0) {
-        printf("prepare: skipped %zu images:", skipped);
+        printf("prepare: skipped %zu image%s:", skipped, plural(skipped));
         const char *separator = " ";
         for (int p = PROBLEM_NONE + 1; p < PROBLEM_COUNT; p++) {
             if (!s->skipped[p]) continue;
@@ -550,8 +556,9 @@ static void print_summary(const PrepareOptions *o, const Summary *s, double seco
         printf("\n");
     }
     if (s->boxes_outside + s->boxes_empty > 0)
-        printf("prepare: skipped %zu boxes: %zu extending outside the image, %zu of zero area\n",
-               s->boxes_outside + s->boxes_empty, s->boxes_outside, s->boxes_empty);
+        printf("prepare: skipped %zu box%s: %zu extending outside the image, %zu of zero area\n",
+               s->boxes_outside + s->boxes_empty, s->boxes_outside + s->boxes_empty == 1 ? "" : "es",
+               s->boxes_outside, s->boxes_empty);
     if (s->images_scaled > 0)
         printf("prepare: scaled the boxes of %zu images whose annotated <size> differs from the "
                "image\n",

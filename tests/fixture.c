@@ -110,7 +110,7 @@ static bool parse(Reader *r, Fixture *fixture)
     uint32_t version = 0, count = 0;
     if (!read_u32(r, &version, "the version")) return false;
     if (version != FIXTURE_VERSION)
-        return fail(r, "unsupported version %u (this reader handles version %d); rerun tests/gen_op_fixtures.py",
+        return fail(r, "unsupported version %u (this reader handles version %d); rerun the tests/gen_*_fixtures.py script that writes it",
                     version, FIXTURE_VERSION);
     if (!read_u32(r, &count, "the tensor count")) return false;
     /* every tensor takes at least 8 bytes, which bounds the allocation below */
@@ -134,7 +134,7 @@ bool fixture_load(Fixture *fixture, const char *path, char *error, size_t error_
     size_t size = 0;
     char *contents = mg_read_file(path, &size);
     if (!contents) {
-        fail(&r, "cannot read the file: %s; generate it with tests/gen_op_fixtures.py", strerror(errno));
+        fail(&r, "cannot read the file: %s; generate it with the tests/gen_*_fixtures.py script that writes it", strerror(errno));
         return false;
     }
     r.data = (const unsigned char *)contents;

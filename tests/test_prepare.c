@@ -178,7 +178,7 @@ TEST(prepare_real_image_squash)
     char *out = mg_format("%s/dogs.bin", test_temp_dir());
     CommandResult r = test_run_mixgan("prepare --stanford-dogs %s --out %s", REAL_ROOT, out);
     CHECK_MSG(r.status == 0, "exit status %d: %s", r.status, r.err);
-    CHECK_STR_CONTAINS(r.out, "read 1 of 1 images");
+    CHECK_STR_CONTAINS(r.out, "read 1 of 1 image");
     CHECK_STR_CONTAINS(r.out, "wrote 2 crops of 32x32");
     Dataset ds;
     if (r.status == 0 && load_dataset(out, &ds)) {
@@ -331,7 +331,7 @@ TEST(prepare_list_filters_images)
                                       list);
     CHECK_MSG(r.status == 0, "exit status %d: %s", r.status, r.err);
     CHECK_STR_CONTAINS(r.err, "zz.png: listed in");
-    CHECK_STR_CONTAINS(r.out, "skipped 1 images: 1 listed but not found");
+    CHECK_STR_CONTAINS(r.out, "skipped 1 image: 1 listed but not found");
     Dataset ds;
     if (r.status == 0 && load_dataset(out, &ds)) {
         CHECK_INT_EQ(ds.count, 2);
@@ -456,7 +456,7 @@ TEST(prepare_skips_truncated_jpeg)
     test_write_text(annotation, xml);
 
     char *message = mg_format("%s: invalid JPEG: Premature end of JPEG file", path);
-    check_skipped(root, message, "skipped 1 images: 1 corrupt, truncated or not an image");
+    check_skipped(root, message, "skipped 1 image: 1 corrupt, truncated or not an image");
     free(message);
     free(xml);
     free(object);
@@ -483,7 +483,7 @@ TEST(prepare_skips_unreadable_files)
         free(locked);
         expected = 2;
     }
-    char *summary = mg_format("skipped %d images: %d unreadable", expected, expected);
+    char *summary = mg_format("skipped %d image%s: %d unreadable", expected, expected == 1 ? "" : "s", expected);
     char *message = mg_format("%s: failed to read", annotation_dir);
     check_skipped(root, message, summary);
     free(message);
@@ -498,7 +498,7 @@ TEST(prepare_skips_annotation_without_bndbox)
     add_image(root, "nobox", 40, 30);
     add_annotation(root, "nobox", 40, 30, "<object><name>dog</name></object>");
     char *message = mg_format("Annotation/%s/nobox: object 1 has no <bndbox>", BREED);
-    check_skipped(root, message, "skipped 1 images: 1 with an invalid annotation");
+    check_skipped(root, message, "skipped 1 image: 1 with an invalid annotation");
     free(message);
     free(root);
 }
@@ -510,7 +510,7 @@ TEST(prepare_skips_box_outside_image)
     char *object = object_xml(10, 10, 41, 20);
     add_annotation(root, "out", 40, 30, object);
     check_skipped(root, "extends outside the annotated 40x30 image",
-                  "skipped 1 images: 1 without a valid box");
+                  "skipped 1 image: 1 without a valid box");
     free(object);
     free(root);
 }
@@ -522,7 +522,7 @@ TEST(prepare_skips_zero_area_box)
     char *object = object_xml(10, 10, 30, 10);
     add_annotation(root, "flat", 40, 30, object);
     char *message = mg_format("Annotation/%s/flat: box of object 1 has zero area", BREED);
-    check_skipped(root, message, "skipped 1 boxes: 0 extending outside the image, 1 of zero area");
+    check_skipped(root, message, "skipped 1 box: 0 extending outside the image, 1 of zero area");
     free(message);
     free(object);
     free(root);
@@ -534,7 +534,7 @@ TEST(prepare_skips_image_without_annotation)
     add_image(root, "lonely", 40, 30);
     char *message = mg_format("lonely.png: no annotation file (expected %s/Annotation/%s/lonely)",
                               root, BREED);
-    check_skipped(root, message, "skipped 1 images: 1 without an annotation file");
+    check_skipped(root, message, "skipped 1 image: 1 without an annotation file");
     free(message);
     free(root);
 }
@@ -549,8 +549,8 @@ TEST(prepare_keeps_valid_boxes_of_image)
     char *out = mg_format("%s/out.bin", root);
     CommandResult r = run_expecting_crops(root, out, 1);
     CHECK_STR_CONTAINS(r.err, "box of object 1 (xmin -5");
-    CHECK_STR_CONTAINS(r.out, "skipped 1 boxes: 1 extending outside the image");
-    CHECK(!strstr(r.out, "skipped 1 images"));
+    CHECK_STR_CONTAINS(r.out, "skipped 1 box: 1 extending outside the image");
+    CHECK(!strstr(r.out, "skipped 1 image"));
     Dataset ds;
     if (r.status == 0 && load_dataset(out, &ds)) {
         CHECK_INT_EQ(ds.crops[0].object, 1);
@@ -577,7 +577,7 @@ TEST(prepare_images_skips_non_image)
     CHECK_MSG(r.status == 0, "exit status %d: %s", r.status, r.err);
     CHECK_STR_CONTAINS(r.err, "bad.jpg: not a JPEG or PNG image");
     CHECK_STR_CONTAINS(r.out, "read 1 of 2 images");
-    CHECK_STR_CONTAINS(r.out, "skipped 1 images: 1 corrupt, truncated or not an image");
+    CHECK_STR_CONTAINS(r.out, "skipped 1 image: 1 corrupt, truncated or not an image");
     test_free_result(&r);
     free(out);
     free(good);

@@ -13,6 +13,44 @@
 #include <string.h>
 
 typedef float small_gemm_vec __attribute__((vector_size(32)));  /* 8 floats */
+typedef float small_gemm_wide __attribute__((vector_size(64)));  /* 16 floats */
+
+static inline small_gemm_wide small_gemm_load_wide(const float *p)
+{
+    small_gemm_wide v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void small_gemm_store_wide(float *p, small_gemm_wide v, float alpha, bool accumulate)
+{
+    v *= alpha;
+    if (accumulate) {
+        small_gemm_wide old;
+        memcpy(&old, p, sizeof old);
+        v += old;
+    }
+    memcpy(p, &v, sizeof v);
+}
+
+/* Rows [i, i + 4) and columns [j, j + 32) of C. */
+static inline void small_gemm_tile_4x32(int k, const float *a, ptrdiff_t a_row, ptrdiff_t a_col, const float *b,
+                                        int ldb, float *c, int ldc, float alpha, bool accumulate)
+{
+    small_gemm_wide acc[4][2] = {{{0}}};
+    for (int p = 0; p < k; p++) {
+        small_gemm_wide b0 = small_gemm_load_wide(b + (size_t)p * ldb), b1 = small_gemm_load_wide(b + (size_t)p * ldb + 16);
+        for (int r = 0; r < 4; r++) {
+            float s = a[r * a_row + p * a_col];
+            acc[r][0] += s * b0;
+            acc[r][1] += s * b1;
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        small_gemm_store_wide(c + (size_t)r * ldc, acc[r][0], alpha, accumulate);
+        small_gemm_store_wide(c + (size_t)r * ldc + 16, acc[r][1], alpha, accumulate);
+    }
+}
 
 static inline small_gemm_vec small_gemm_load(const float *p)
 {
@@ -72,6 +110,8 @@ static inline void small_gemm(int m, int n, int k, float alpha, const float *a, 
         float *ci = c + (size_t)i * ldc;
         int j = 0;
         if (rows == 4) {
+            for (; j + 32 <= n; j += 32)
+                small_gemm_tile_4x32(k, ai, a_row, a_col, b + j, ldb, ci + j, ldc, alpha, accumulate);
             for (; j + 16 <= n; j += 16)
                 small_gemm_tile_4x16(k, ai, a_row, a_col, b + j, ldb, ci + j, ldc, alpha, accumulate);
         }
