@@ -17,7 +17,7 @@ ARCH ?= -march=native
 BLAS_LIB_DIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 BLAS_INC_DIR ?= /usr/include/x86_64-linux-gnu/openblas-openmp
 
-CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Werror=implicit-function-declaration -fopenmp \
+CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-psabi -Werror=implicit-function-declaration -fopenmp \
               -Iinclude -isystem /usr/include/stb -isystem /usr/include/cjson -I$(BLAS_INC_DIR)
 LDLIBS = -L$(BLAS_LIB_DIR) -Wl,-rpath,$(BLAS_LIB_DIR) -lopenblas -lstb -lcjson -ljpeg -lgomp -lm -lpthread
 
