@@ -83,10 +83,10 @@ static TrainOptions parse_options(int argc, char **argv)
     return o;
 }
 
-static void make_dir(const char *path, const char *what)
+static void make_dir(const char *path, const char *description)
 {
-    if (!mg_make_dirs(path)) mg_fatal("cannot create %s %s: %s", what, path, strerror(errno));
-    if (access(path, W_OK) != 0) mg_fatal("%s %s is not writable: %s", what, path, strerror(errno));
+    if (!mg_make_dirs(path)) mg_fatal("cannot create %s %s: %s", description, path, strerror(errno));
+    if (access(path, W_OK) != 0) mg_fatal("%s %s is not writable: %s", description, path, strerror(errno));
 }
 
 static Dataset load_training_data(const char *path, const ModelConfig *c)
@@ -131,8 +131,9 @@ typedef struct RunFiles {
 
 static const char metrics_header[] = "step,d_loss,g_loss,d_real,d_fake,ms_per_iteration,images_per_second\n";
 
-/* Opens metrics.csv for appending. A fresh run starts the file; a resumed run keeps the rows
- * up to the checkpoint's step and drops rows of iterations that the checkpoint does not hold. */
+/* Opens metrics.csv for appending. A fresh run starts the file. A resumed run keeps the rows
+ * up to the checkpoint's step and drops the rows of later iterations, which the checkpoint
+ * does not contain and which the run repeats. */
 static FILE *open_metrics(const char *path, int64_t resume_step)
 {
     MgOutput out;

@@ -257,8 +257,8 @@ static void fuse_all_siblings(Inception *net)
             done = net->fused_count > before;
         }
         if (!done && find_defined(net, block, "branch3x3_2a")) {
-            /* an E block: 7b pools by average and 7c by maximum, and only the first can
-             * merge its pool branch; both merged sets are built and the block picks one */
+            /* An E block: 7b pools by average and 7c by maximum, and only an average pool can
+             * move behind its conv. Both merged sets are built, and the block picks one. */
             fuse_siblings(net, block, sibling_names[SIBLINGS_E_AVG_POOL]);
             fuse_siblings(net, block, sibling_names[SIBLINGS_E_MAX_POOL]);
         }

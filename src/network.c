@@ -81,17 +81,17 @@ static void require_kind(const BuildContext *ctx, FlowShape in, FlowKind kind)
     build_error(ctx, "expects %s as input, but the previous layer produces %s", kind_names[kind], shape);
 }
 
-static Tensor *add_param(const BuildContext *ctx, const char *what, Shape shape)
+static Tensor *add_param(const BuildContext *ctx, const char *suffix, Shape shape)
 {
     char name[96];
-    snprintf(name, sizeof name, "%s.%d.%s", ctx->role, ctx->index, what);
+    snprintf(name, sizeof name, "%s.%d.%s", ctx->role, ctx->index, suffix);
     return paramset_add(ctx->params, name, shape);
 }
 
-static Tensor *add_buffer(const BuildContext *ctx, const char *what, Shape shape)
+static Tensor *add_buffer(const BuildContext *ctx, const char *suffix, Shape shape)
 {
     char name[96];
-    snprintf(name, sizeof name, "%s.%d.%s", ctx->role, ctx->index, what);
+    snprintf(name, sizeof name, "%s.%d.%s", ctx->role, ctx->index, suffix);
     return paramset_add_buffer(ctx->params, name, shape);
 }
 
@@ -106,10 +106,10 @@ static void build_transformer(const BuildContext *ctx, Layer *layer)
     layer->blocks = mg_calloc((size_t)layer->spec.depth, sizeof *layer->blocks);
     for (int i = 0; i < layer->spec.depth; i++) {
         TransformerBlock *b = &layer->blocks[i];
-        char what[64];
+        char suffix[64];
 #define BLOCK_PARAM(field, label, shape)                      \
-        snprintf(what, sizeof what, "block%d.%s", i, label); \
-        b->field = add_param(ctx, what, shape)
+        snprintf(suffix, sizeof suffix, "block%d.%s", i, label); \
+        b->field = add_param(ctx, suffix, shape)
         BLOCK_PARAM(norm1_weight, "norm1.weight", shape1(dim));
         BLOCK_PARAM(norm1_bias, "norm1.bias", shape1(dim));
         BLOCK_PARAM(qkv_weight, "qkv.weight", shape2(3 * dim, dim));
@@ -503,10 +503,10 @@ void network_print(const Network *net)
     printf("  %-18s %-42s %-24s %10s %12s\n", "layer", "type", "output", "params", "MFLOP/image");
     for (int i = 0; i < net->count; i++) {
         const Layer *l = &net->layers[i];
-        char what[64], out[64];
-        describe_layer(l, what, sizeof what);
+        char description[64], out[64];
+        describe_layer(l, description, sizeof description);
         flow_format(l->out, out, sizeof out);
-        printf("  %-18s %-42s %-24s %10zu %12.1f\n", l->name, what, out, l->param_count, l->flops / 1e6);
+        printf("  %-18s %-42s %-24s %10zu %12.1f\n", l->name, description, out, l->param_count, l->flops / 1e6);
     }
     printf("  %-18s %-42s %-24s %10zu %12.1f\n", "total", "", "", net->params.param_total, network_flops(net) / 1e6);
 }

@@ -191,7 +191,7 @@ static double largest_layer(const Network *net)
 
 double trainer_activation_bytes_estimate(const Gan *gan)
 {
-    /* Activations of a step with gradients stay until the step ends; each activation's
+    /* Activations of a step with gradients stay until the step ends. Each activation's
      * gradient is freed once its producer's backward has run, so only about two layers' worth
      * of gradients is live at a time. The discriminator step runs G without gradients (one
      * layer's activations at a time) and D twice; the generator step runs both once. */
