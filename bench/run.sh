@@ -53,7 +53,7 @@ for config in $configs; do
         torch_ms=$(result "$theirs" ms)
         torch_rss=$(result "$theirs" rss_gb)
     fi
-    summary="$summary$(printf '%-10s %10s %10s %8s %8s %8s %8s' "$config" "$ours_ms" "${torch_ms:-n/a}" \
+    summary="$summary$(printf '%-10s %10s %10s %8s %10s %10s %8s' "$config" "$ours_ms" "${torch_ms:-n/a}" \
         "$(ratio "$torch_ms" "$ours_ms")" "$ours_rss" "${torch_rss:-n/a}" "$(ratio "$torch_rss" "$ours_rss")")
 "
 done
@@ -75,7 +75,7 @@ fi
 echo
 
 echo "== summary ($threads threads)"
-printf '%-10s %10s %10s %8s %8s %8s %8s\n' config "mixgan ms" "torch ms" speedup "mixgan GB" "torch GB" "ratio"
+printf '%-10s %10s %10s %8s %10s %10s %8s\n' config "mixgan ms" "torch ms" speedup "mixgan GB" "torch GB" "ratio"
 printf '%s' "$summary"
 rate=$(result "$ours_fid" inception_images_per_second)
 printf 'Inception images/s: mixgan %s, PyTorch %s (ratio %s)\n' "$rate" "${torch_rate:-n/a}" "$(ratio "$rate" "$torch_rate")"

@@ -38,6 +38,7 @@ char *cli_find_bundled_file(const char *relative);
 int cli_setup_threads(int requested);
 
 /* Stops with a message when `path`, the value of `option`, cannot be created because of its
- * folder: it is a directory, or its parent directory does not exist. Commands call it before
- * long work, so that a mistyped output path does not discard the result. */
+ * folder: it is a directory, or its parent directory does not exist or is not writable.
+ * Commands call it before long work, so that a mistyped output path does not discard the
+ * result. */
 void cli_check_output_path(const char *option, const char *path);

@@ -34,6 +34,10 @@ size_t mg_mul_size(size_t a, size_t b, const char *what);
 /* Returns a newly allocated string built like printf. */
 char *mg_format(const char *fmt, ...) MG_PRINTF(1, 2);
 
+/* The name mixgan was started as (argv[0]), for hints that show a command to run. */
+void mg_set_program_name(const char *name);
+const char *mg_program_name(void);
+
 /* Seconds on a monotonic clock. */
 double mg_now(void);
 /* Peak resident set size of this process in bytes (VmHWM), or 0 when it cannot be read. */

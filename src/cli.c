@@ -127,9 +127,10 @@ void cli_check_output_path(const char *option, const char *path)
 {
     if (mg_is_directory(path)) mg_fatal("%s %s: is a directory, expected a file name", option, path);
     const char *slash = strrchr(path, '/');
-    if (!slash || slash == path) return;
-    char *dir = mg_format("%.*s", (int)(slash - path), path);
+    char *dir = !slash ? mg_strdup(".") : slash == path ? mg_strdup("/") : mg_format("%.*s", (int)(slash - path), path);
     if (!mg_is_directory(dir))
         mg_fatal("%s %s: directory '%s' does not exist; create it first", option, path, dir);
+    if (access(dir, W_OK) != 0)
+        mg_fatal("%s %s: directory '%s' is not writable: %s", option, path, dir, strerror(errno));
     free(dir);
 }

@@ -325,13 +325,20 @@ int cmd_eval_fid(int argc, char **argv)
     if (needs_network) {
         char err[1024];
         const char *path = inception_path(&o);
-        unsigned long long seed;
-        if (strcmp(path, "random") == 0 || sscanf(path, "random:%llu", &seed) == 1) {
-            if (strcmp(path, "random") == 0) seed = 0;
+        unsigned long long seed = 0;
+        int end = 0;
+        bool random_weights = strcmp(path, "random") == 0;
+        if (!random_weights && strncmp(path, "random:", 7) == 0) {
+            if (sscanf(path, "random:%llu%n", &seed, &end) != 1 || path[end] != '\0')
+                mg_fatal("invalid --inception %s: expected random:SEED with SEED a non-negative integer", path);
+            random_weights = true;
+        }
+        if (random_weights) {
             mg_warn("--inception %s: random weights, for tests and benchmarks only; the numbers are not FIDs", path);
             inception_init_random(&net, seed);
         } else if (!inception_load(&net, path, err, sizeof err)) {
-            mg_fatal("%s", err);
+            mg_fatal("%s\nThe weights file is pt_inception-2015-12-05-6726825d.pth; download it again from\n%s", err,
+                     INCEPTION_URL);
         }
     }
     for (int i = 0; i < o.input_count; i++) {

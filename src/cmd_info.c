@@ -11,7 +11,8 @@ static void print_usage(void)
     printf("usage: mixgan info --config FILE\n\n"
            "Prints the resolved config, one line per layer (output shape, parameters, forward FLOPs\n"
            "per image), the totals and the generator size, as 'mixgan train' does before training.\n\n"
-           "  --config FILE   model config (JSON), for example configs/hybrid.json\n");
+           "  --config FILE   model config (JSON), for example configs/hybrid.json\n"
+           "  --threads N     accepted for symmetry with the other commands; info does no computation\n");
 }
 
 int cmd_info(int argc, char **argv)

@@ -202,7 +202,7 @@ static Job *list_images(const char *dir, size_t *count)
     if (*count == 0)
         mg_fatal("%s: no .jpg, .jpeg or .png files found (%zu other files)", dir, ignored);
     fprintf(stderr, "prepare: found %zu image%s under %s", *count, plural(*count), dir);
-    if (ignored > 0) fprintf(stderr, " and ignored %zu files of other types", ignored);
+    if (ignored > 0) fprintf(stderr, " and ignored %zu file%s of other types", ignored, plural(ignored));
     fputc('\n', stderr);
 
     char *root = strip_trailing_slashes(dir);
@@ -234,8 +234,15 @@ static int compare_strings(const void *a, const void *b)
 /* Reads a list file into a sorted array of unique, trimmed, non-empty lines. */
 static char **read_list(const char *path, size_t *count)
 {
-    char *text = mg_read_file(path, NULL);
+    size_t size;
+    char *text = mg_read_file(path, &size);
     if (!text) mg_fatal("--list %s: failed to read: %s", path, strerror(errno));
+    /* Stanford Dogs ships its splits as MATLAB files (train_list.mat); say how to convert one */
+    if (strncmp(text, "MATLAB", 6) == 0 || memchr(text, '\0', size))
+        mg_fatal("--list %s: not a text file%s; --list needs one image path per line. To convert the "
+                 "dataset's train_list.mat:\n  python3 -c \"import scipy.io; [print(f[0][0]) for f in "
+                 "scipy.io.loadmat('train_list.mat')['file_list']]\" > train_list.txt",
+                 path, strncmp(text, "MATLAB", 6) == 0 ? " (it is a MATLAB .mat file)" : "");
     size_t n = 0, capacity = 0;
     char **lines = NULL;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {

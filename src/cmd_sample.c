@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "cli.h"
@@ -61,11 +62,13 @@ int cmd_sample(int argc, char **argv)
     }
     if (!checkpoint) cli_usage_error(&args, "--checkpoint is required");
     if (!out_dir) out_dir = "samples";
+    if (grid_path) cli_check_output_path("--grid", grid_path);
     cli_setup_threads(threads);
 
     Gan gan;
     checkpoint_load_gan(checkpoint, &gan);
     if (!mg_make_dirs(out_dir)) mg_fatal("cannot create output directory %s: %s", out_dir, strerror(errno));
+    if (access(out_dir, W_OK) != 0) mg_fatal("output directory %s is not writable: %s", out_dir, strerror(errno));
     Network *g = gan.has_ema && !no_ema ? &gan.ema : &gan.generator;
 
     const ModelConfig *c = &gan.config;

@@ -93,7 +93,8 @@ static Dataset load_training_data(const char *path, const ModelConfig *c)
 {
     Dataset data;
     char err[512];
-    if (!dataset_load(path, &data, err, sizeof err)) mg_fatal("%s", err);
+    if (!dataset_load(path, &data, err, sizeof err))
+        mg_fatal("cannot load the training data: %s\n--data takes a dataset file written by 'mixgan prepare'", err);
     if (data.height != (uint32_t)c->image_size || data.width != (uint32_t)c->image_size ||
         data.channels != (uint32_t)c->channels)
         mg_fatal("%s contains %ux%u images with %u channels, but %s expects %dx%d with %d: prepare the data with "
@@ -101,7 +102,9 @@ static Dataset load_training_data(const char *path, const ModelConfig *c)
                  path, data.height, data.width, data.channels, c->source, c->image_size, c->image_size, c->channels,
                  c->image_size);
     if (data.count < (uint32_t)c->training.batch_size)
-        mg_fatal("%s contains %u images, fewer than the batch size %d", path, data.count, c->training.batch_size);
+        mg_fatal("%s contains %u images, fewer than the batch size %d: use a larger dataset or lower "
+                 "training.batch_size in %s",
+                 path, data.count, c->training.batch_size, c->source);
     return data;
 }
 
@@ -202,8 +205,9 @@ int cmd_train(int argc, char **argv)
     free(default_out);
     Gan gan;
     gan_build(&gan, &config);
+    if (o.steps) gan.config.training.steps = o.steps; /* so that the printed config shows the target */
     const TrainingSpec *t = &gan.config.training;
-    long total_steps = o.steps ? o.steps : t->steps;
+    long total_steps = t->steps;
 
     char *data_path = o.data_path ? mg_strdup(o.data_path) : cli_find_bundled_file(DATASET_DEFAULT_PATH);
     Dataset data = load_training_data(data_path, &gan.config);
@@ -236,8 +240,7 @@ int cmd_train(int argc, char **argv)
 
     gan_print(&gan);
     printf("\ndata: %s (%u images)\nrun directory: %s\nthreads: %d\n", data_path, data.count, files.dir, threads);
-    printf("estimated activation memory per iteration: %.0f MiB (attention scores are never stored whole)\n",
-           trainer_activation_bytes_estimate(&gan) / (1024.0 * 1024.0));
+    printf("estimated activation memory per iteration: %.0f MiB\n", trainer_activation_bytes_estimate(&gan) / (1024.0 * 1024.0));
     if (o.resume) printf("resuming from %s at step %lld\n", files.last_checkpoint, (long long)trainer.step);
     if (trainer.step >= total_steps) printf("nothing to do: %lld of %ld steps already done\n", (long long)trainer.step, total_steps);
     printf("\n");
@@ -301,12 +304,15 @@ int cmd_train(int argc, char **argv)
         if (trainer.step % t->sample_interval != 0) write_sample_grid(&gan, &files, trainer.step);
         save_checkpoint(&trainer, &files, o.keep_checkpoints);
     }
-    if (stop_signal)
-        printf("stopped by %s at step %lld; checkpoint: %s\nresume with: mixgan train --config %s --out %s --resume\n",
-               stop_signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)trainer.step, files.last_checkpoint,
-               o.config_path, files.dir);
-    else
-        printf("done: %lld steps; checkpoint: %s\n", (long long)trainer.step, files.last_checkpoint);
+    if (stop_signal) {
+        printf("stopped by %s at step %lld; checkpoint: %s\n", stop_signal == SIGINT ? "SIGINT" : "SIGTERM",
+               (long long)trainer.step, files.last_checkpoint);
+        printf("resume with: %s train --config %s --out %s --steps %ld%s%s --resume\n", mg_program_name(), o.config_path,
+               files.dir, total_steps, o.data_path ? " --data " : "", o.data_path ? o.data_path : "");
+    } else {
+        printf("done: %lld step%s; checkpoint: %s\n", (long long)trainer.step, trainer.step == 1 ? "" : "s",
+               files.last_checkpoint);
+    }
 
     trainer_free(&trainer);
     gan_free(&gan);

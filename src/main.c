@@ -31,6 +31,7 @@ static void print_help(FILE *out)
 
 int main(int argc, char **argv)
 {
+    mg_set_program_name(argv[0]);
     if (argc < 2) {
         print_help(stderr);
         return MG_EXIT_USAGE;

@@ -500,13 +500,13 @@ void network_print(const Network *net)
     char input[64];
     flow_format(net->input, input, sizeof input);
     printf("%s (input %s)\n", net->role, input);
-    printf("  %-18s %-42s %-24s %10s %12s\n", "layer", "type", "output", "params", "MFLOP/image");
+    printf("  %-18s %-46s %-24s %10s %12s\n", "layer", "type", "output", "params", "MFLOP/image");
     for (int i = 0; i < net->count; i++) {
         const Layer *l = &net->layers[i];
         char description[64], out[64];
         describe_layer(l, description, sizeof description);
         flow_format(l->out, out, sizeof out);
-        printf("  %-18s %-42s %-24s %10zu %12.1f\n", l->name, description, out, l->param_count, l->flops / 1e6);
+        printf("  %-18s %-46s %-24s %10zu %12.1f\n", l->name, description, out, l->param_count, l->flops / 1e6);
     }
-    printf("  %-18s %-42s %-24s %10zu %12.1f\n", "total", "", "", net->params.param_total, network_flops(net) / 1e6);
+    printf("  %-18s %-46s %-24s %10zu %12.1f\n", "total", "", "", net->params.param_total, network_flops(net) / 1e6);
 }

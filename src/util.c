@@ -116,6 +116,18 @@ char *mg_format(const char *fmt, ...)
     return s;
 }
 
+static const char *program_name = "mixgan";
+
+void mg_set_program_name(const char *name)
+{
+    program_name = name;
+}
+
+const char *mg_program_name(void)
+{
+    return program_name;
+}
+
 double mg_now(void)
 {
     struct timespec t;

@@ -248,7 +248,7 @@ static void compare_gradients(const OpFamily *family, CaseContext *c, Tensor *y,
         if (c->frozen && strcmp(c->frozen, c->leaf_names[i]) == 0)
             CHECK_MSG(leaf->grad == NULL, "%s: the frozen input %s received a gradient buffer", c->label, c->frozen);
         if (!leaf->requires_grad) continue;
-        char grad_name[64], label[CASE_NAME_BYTES + 64];
+        char grad_name[64], label[CASE_NAME_BYTES + 32 + 72]; /* c->label, "/" and grad_name */
         snprintf(grad_name, sizeof grad_name, "d%s", c->leaf_names[i]);
         snprintf(label, sizeof label, "%s/%s", c->label, grad_name);
         const FixtureTensor *expected = case_require(c, grad_name);

@@ -324,7 +324,7 @@ TEST(sigint_checkpoints_and_exits_zero)
     char *log_path = mg_format("%s/log", dir);
     char *log = read_whole(log_path, NULL);
     CHECK_STR_CONTAINS(log, "stopped by SIGINT");
-    CHECK_STR_CONTAINS(log, "--resume");
+    CHECK_STR_CONTAINS(log, "--steps 1000000 --resume");
     free(log);
     free(log_path);
     char *checkpoints = mg_format("%s/run/checkpoints", dir);
@@ -332,4 +332,20 @@ TEST(sigint_checkpoints_and_exits_zero)
     CHECK(latest != NULL);
     free(latest);
     free(checkpoints);
+}
+
+TEST(sample_bad_grid_path_writes_nothing)
+{
+    const char *dir = test_temp_dir();
+    CommandResult r = test_run_mixgan("train --config %s --out %s/run --steps 1", TINY, dir);
+    CHECK_INT_EQ(r.status, 0);
+    test_free_result(&r);
+    r = test_run_mixgan("sample --checkpoint %s/run/checkpoints/step_00000001.ckpt --num 3 --out %s/s --grid %s/missing/g.png",
+                        dir, dir, dir);
+    CHECK_INT_EQ(r.status, 1);
+    CHECK_STR_CONTAINS(r.err, "does not exist");
+    char *png = mg_format("%s/s/sample_000000.png", dir);
+    CHECK_MSG(!mg_file_exists(png), "%s was written although the grid path is invalid", png);
+    free(png);
+    test_free_result(&r);
 }
