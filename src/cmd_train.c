@@ -33,7 +33,17 @@ static volatile sig_atomic_t stop_signal;
 
 static void request_stop(int signal_number)
 {
+    static const char first[] = "\nmixgan: stopping after the current iteration; interrupt again to quit at once\n";
+    static const char second[] = "\nmixgan: stopped without a checkpoint\n";
+    if (stop_signal) {
+        /* only async-signal-safe calls here */
+        ssize_t ignored = write(STDERR_FILENO, second, sizeof second - 1);
+        (void)ignored;
+        _exit(130);
+    }
     stop_signal = signal_number;
+    ssize_t ignored = write(STDERR_FILENO, first, sizeof first - 1);
+    (void)ignored;
 }
 
 static void print_usage(void)
@@ -48,7 +58,8 @@ static void print_usage(void)
            "  --resume              continue from the newest checkpoint in DIR/checkpoints\n"
            "  --keep-checkpoints N  keep the newest N checkpoints and delete older ones (default %d)\n"
            "  --threads N           threads for OpenMP and OpenBLAS (default: MIXGAN_THREADS, else all cores)\n\n"
-           "SIGINT or SIGTERM finishes the current iteration, writes a checkpoint and exits with status 0.\n",
+           "SIGINT or SIGTERM finishes the current iteration, writes a checkpoint and exits with status 0;\n"
+           "a second one quits at once without a checkpoint (status 130).\n",
            DATASET_DEFAULT_PATH, DEFAULT_KEEP_CHECKPOINTS);
 }
 
