@@ -159,7 +159,7 @@ int main(int argc, char **argv)
 {
     int threads = cli_setup_threads(argc > 1 ? atoi(argv[1]) : 0);
     double sgemm = sgemm_gflops(1024, 1024, 1024);
-    printf("threads: %d\nsgemm 1024x1024x1024: %.1f GFLOP/s\n\n", threads, sgemm);
+    printf("threads: %d\nsgemm 1024x1024x1024 (OpenBLAS %s kernels): %.1f GFLOP/s\n\n", threads, mg_sgemm_core_name(), sgemm);
     printf("%-44s %8s %6s %8s %6s\n", "op (batch 64), GFLOP/s and % of sgemm", "fwd", "%sgemm", "bwd", "%sgemm");
 
     OpCase cases[] = {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blas.h"
 #include "checkpoint.h"
 #include "cli.h"
 #include "commands.h"
@@ -250,7 +251,8 @@ int cmd_train(int argc, char **argv)
     free(latest);
 
     gan_print(&gan);
-    printf("\ndata: %s (%u images)\nrun directory: %s\nthreads: %d\n", data_path, data.count, files.dir, threads);
+    printf("\ndata: %s (%u images)\nrun directory: %s\nthreads: %d (OpenBLAS %s kernels)\n", data_path, data.count,
+           files.dir, threads, mg_sgemm_core_name());
     printf("estimated activation memory per iteration: %.0f MiB\n", trainer_activation_bytes_estimate(&gan) / (1024.0 * 1024.0));
     if (o.resume) printf("resuming from %s at step %lld\n", files.last_checkpoint, (long long)trainer.step);
     if (trainer.step >= total_steps) printf("nothing to do: %lld of %ld steps already done\n", (long long)trainer.step, total_steps);

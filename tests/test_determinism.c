@@ -2,13 +2,18 @@
  *
  * A small generator/discriminator-like network of most op families (conv, batch norm,
  * LeakyReLU, a pre-norm transformer block with attention, GELU, PixelShuffle, transposed conv,
- * class token, hinge loss) runs forward and backward twice with one thread and twice with two.
- * The output, the loss, the updated BatchNorm running statistics and every gradient must be
- * bit-identical across the four runs.
+ * class token, hinge loss) runs forward and backward with one thread and with two. The
+ * output, the loss, the updated BatchNorm running statistics and every gradient must be
+ * bit-identical across the runs. The one exception is OpenBLAS's own threading on CPUs where
+ * it is not reproducible (mg_sgemm_is_reproducible()): there the run with two OpenBLAS
+ * threads is compared within a tolerance, and mixgan's loops are checked bit for bit with
+ * OpenBLAS capped at one thread.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"     /* mg_sgemm_cap_threads */
 #include "cli.h"      /* cli_setup_threads */
 #include "op_test.h"  /* leaf tensors */
 #include "ops.h"
@@ -191,37 +196,61 @@ static const char *snapshot_part(Network *n, size_t index)
     return "past the end";
 }
 
+/* Compares a run's snapshot with the reference element by element: bit for bit when
+ * `tolerance` is 0, else within tolerance · max(1, |reference|). Names the first element
+ * out of bounds and says how many there are. */
+static void check_snapshot(Network *n, const char *run, const float *snapshot, const float *reference,
+                           size_t count, double tolerance)
+{
+    size_t first = 0, differing = 0;
+    double largest = 0.0;
+    for (size_t k = count; k-- > 0;) {
+        double diff = fabs((double)snapshot[k] - reference[k]);
+        bool same = tolerance == 0.0 ? memcmp(&snapshot[k], &reference[k], sizeof(float)) == 0
+                                     : diff <= tolerance * fmax(1.0, fabs(reference[k]));
+        if (!same) {
+            first = k;
+            differing++;
+        }
+        largest = fmax(largest, diff);
+    }
+    if (differing > 0)
+        test_fail(__FILE__, __LINE__, "%s differs from the run with one thread in %zu values (largest "
+                  "difference %.3g, tolerance %g); first in %s: %.9g vs %.9g", run, differing, largest,
+                  tolerance, snapshot_part(n, first), snapshot[first], reference[first]);
+}
+
 TEST(determinism_one_vs_two_threads)
 {
     Network n;
     network_init(&n);
-    static const int threads[] = {1, 1, 2, 2};
-    float *reference = NULL;
-    size_t reference_count = 0;
-
-    for (size_t run = 0; run < MG_ARRAY_LEN(threads); run++) {
+    /* OpenBLAS on two threads has its own test below, as some of its kernels round
+     * differently there: the runs capped at one OpenBLAS thread check mixgan's own loops. */
+    static const struct { int threads, blas_cap; const char *name; } runs[] = {
+        {1, 0, "a second run with one thread"},
+        {2, 1, "a run with two threads (OpenBLAS on one)"},
+        {2, 1, "a second run with two threads (OpenBLAS on one)"},
+        {2, 0, "a run with two threads"},
+    };
+    size_t reference_count;
+    float *reference = network_run(&n, 1, &reference_count);
+    bool blas_reproducible = mg_sgemm_is_reproducible();
+    for (size_t r = 0; r < MG_ARRAY_LEN(runs); r++) {
+        mg_sgemm_cap_threads(runs[r].blas_cap);
         size_t count;
-        float *snapshot = network_run(&n, threads[run], &count);
-        if (run == 0) {
-            reference = snapshot;
-            reference_count = count;
-            continue;
-        }
+        float *snapshot = network_run(&n, runs[r].threads, &count);
+        mg_sgemm_cap_threads(0);
         CHECK_INT_EQ(count, reference_count);
-        if (count == reference_count && memcmp(snapshot, reference, count * sizeof(float)) != 0) {
-            size_t i = 0, differing = 0;
-            for (size_t k = count; k-- > 0;) {
-                if (memcmp(&snapshot[k], &reference[k], sizeof(float)) != 0) {
-                    i = k;
-                    differing++;
-                }
-            }
-            test_fail(__FILE__, __LINE__, "run %zu with %d threads differs from run 0 with 1 thread in %zu values; "
-                      "first in %s: %.9g vs %.9g", run, threads[run], differing, snapshot_part(&n, i), snapshot[i],
-                      reference[i]);
-        }
+        bool within_blas = runs[r].threads == 1 || runs[r].blas_cap == 1 || blas_reproducible;
+        /* Float32 rounding carried through the network: up to 2.3e-4 seen (Zen), in the
+         * first layer's weight gradient, a sum of 2048 terms that largely cancel. */
+        if (count == reference_count)
+            check_snapshot(&n, runs[r].name, snapshot, reference, count, within_blas ? 0.0 : 2e-3);
         free(snapshot);
     }
+    if (!blas_reproducible)
+        fprintf(stderr, "    note: OpenBLAS's %s kernels round differently with two threads; the run "
+                "with two OpenBLAS threads was compared within a tolerance\n", mg_sgemm_core_name());
 
     NamedTensor tensors[32];
     int tensor_count = network_tensors(&n, tensors);

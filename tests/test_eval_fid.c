@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "dataset.h"
 #include "image.h"
 #include "npz.h"
@@ -480,6 +481,14 @@ TEST(eval_fid_checkpoint_matches_sample_pngs)
     free(args);
 }
 
+/* How far statistics from differently batched runs may differ: nothing where OpenBLAS's
+ * products do not depend on the number of rows in a call, else a little float32 rounding
+ * (about 2e-7 seen with its Zen kernels). */
+static double batching_tolerance(void)
+{
+    return mg_sgemm_is_reproducible() ? 0.0 : 1e-5;
+}
+
 /* The statistics must not depend on how the images are split into batches: 4 dogs in one
  * batch, in batches of 1 and in batches of 3 and 1. */
 TEST(eval_fid_batch_size_independent)
@@ -487,8 +496,8 @@ TEST(eval_fid_batch_size_independent)
     const char *dogs = shared_dog_folder();
     char *batch_1 = mg_format("--batch 1 %s", dogs), *batch_3 = mg_format("--batch 3 %s", dogs);
     const char *whole = cached_stats(dogs), *single = cached_stats(batch_1), *split = cached_stats(batch_3);
-    if (whole && single) check_same_stats(whole, single, 0.0);
-    if (whole && split) check_same_stats(whole, split, 0.0);
+    if (whole && single) check_same_stats(whole, single, batching_tolerance());
+    if (whole && split) check_same_stats(whole, split, batching_tolerance());
     free(batch_1);
     free(batch_3);
 }
@@ -501,7 +510,7 @@ TEST(eval_fid_checkpoint_batch_size_independent)
     char *whole_args = mg_format("--num-samples 4 %s", checkpoint);
     char *split_args = mg_format("--batch 3 --num-samples 4 %s", checkpoint);
     const char *whole = cached_stats(whole_args), *split = cached_stats(split_args);
-    if (whole && split) check_same_stats(whole, split, 0.0);
+    if (whole && split) check_same_stats(whole, split, batching_tolerance());
     free(whole_args);
     free(split_args);
 }
