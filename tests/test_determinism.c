@@ -5,9 +5,9 @@
  * class token, hinge loss) runs forward and backward with one thread and with two. The
  * output, the loss, the updated BatchNorm running statistics and every gradient must be
  * bit-identical across the runs. The one exception is OpenBLAS's own threading on CPUs where
- * it is not reproducible (mg_sgemm_is_reproducible()): there the run with two OpenBLAS
- * threads is compared within a tolerance, and mixgan's loops are checked bit for bit with
- * OpenBLAS capped at one thread.
+ * it is not reproducible (see mg_sgemm_is_reproducible()). There the run with two OpenBLAS
+ * threads is compared within a tolerance. The runs with OpenBLAS capped at one thread still
+ * check mixgan's loops bit for bit.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -198,7 +198,7 @@ static const char *snapshot_part(Network *n, size_t index)
 
 /* Compares a run's snapshot with the reference element by element: bit for bit when
  * `tolerance` is 0, else within tolerance · max(1, |reference|). Names the first element
- * out of bounds and says how many there are. */
+ * out of bounds and counts them. */
 static void check_snapshot(Network *n, const char *run, const float *snapshot, const float *reference,
                            size_t count, double tolerance)
 {
@@ -224,8 +224,8 @@ TEST(determinism_one_vs_two_threads)
 {
     Network n;
     network_init(&n);
-    /* OpenBLAS on two threads has its own test below, as some of its kernels round
-     * differently there: the runs capped at one OpenBLAS thread check mixgan's own loops. */
+    /* The runs capped at one OpenBLAS thread check mixgan's own loops; the last one adds
+     * OpenBLAS's threading, which some of its kernels do not keep bit for bit. */
     static const struct { int threads, blas_cap; const char *name; } runs[] = {
         {1, 0, "a second run with one thread"},
         {2, 1, "a run with two threads (OpenBLAS on one)"},
