@@ -67,18 +67,18 @@ static Workspace carve_workspace(float *base, const AttentionDims *d, bool backw
     return w;
 }
 
-/* Copies the keys and values of one pair into the workspace in both layouts. */
-static void gather_keys_values(const AttentionDims *d, const float *qkv_image, int head, Workspace *w)
+/* Copies the keys and values of one pair into the workspace: kᵀ and v, which the forward
+ * pass needs, and for the backward pass k and vᵀ as well. */
+static void gather_keys_values(const AttentionDims *d, const float *qkv_image, int head, Workspace *w, bool backward)
 {
     int n = d->tokens, hd = d->head_dim;
     for (int j = 0; j < n; j++) {
-        const float *row = qkv_image + (size_t)j * 3 * d->dim + (size_t)head * hd;
-        memcpy(w->k + (size_t)j * hd, row + d->dim, (size_t)hd * sizeof(float));
-        memcpy(w->v + (size_t)j * hd, row + 2 * d->dim, (size_t)hd * sizeof(float));
-        for (int t = 0; t < hd; t++) {
-            w->kT[(size_t)t * n + j] = row[d->dim + t];
-            w->vT[(size_t)t * n + j] = row[2 * d->dim + t];
-        }
+        const float *k = qkv_image + (size_t)j * 3 * d->dim + d->dim + (size_t)head * hd, *v = k + d->dim;
+        memcpy(w->v + (size_t)j * hd, v, (size_t)hd * sizeof(float));
+        for (int t = 0; t < hd; t++) w->kT[(size_t)t * n + j] = k[t];
+        if (!backward) continue;
+        memcpy(w->k + (size_t)j * hd, k, (size_t)hd * sizeof(float));
+        for (int t = 0; t < hd; t++) w->vT[(size_t)t * n + j] = v[t];
     }
 }
 
@@ -109,7 +109,7 @@ Tensor *op_attention(Tape *tape, Tensor *qkv, int heads)
         int b = pair / heads, h = pair % heads;
         Workspace w = carve_workspace(buffers + (size_t)omp_get_thread_num() * per_thread, &d, false);
         const float *image = qkv->data + (size_t)b * n * 3 * d.dim;
-        gather_keys_values(&d, image, h, &w);
+        gather_keys_values(&d, image, h, &w, false);
         for (int i0 = 0; i0 < n; i0 += QUERY_BLOCK) {
             int rows = n - i0 < QUERY_BLOCK ? n - i0 : QUERY_BLOCK;
             compute_scores(&d, image + (size_t)i0 * 3 * d.dim + (size_t)h * hd, rows, &w);
@@ -163,7 +163,7 @@ static void attention_backward(Tape *tape, const TapeEntry *e)
         Workspace w = carve_workspace(buffers + (size_t)omp_get_thread_num() * per_thread, &d, true);
         const float *image = qkv->data + (size_t)b * n * stride;
         float *dimage = dqkv + (size_t)b * n * stride;
-        gather_keys_values(&d, image, h, &w);
+        gather_keys_values(&d, image, h, &w, true);
         memset(w.dkT, 0, 2 * (size_t)hd * n * sizeof(float));
 
         for (int i0 = 0; i0 < n; i0 += QUERY_BLOCK) {
