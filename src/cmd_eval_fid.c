@@ -6,6 +6,7 @@
  * float64 mean and covariance, Fréchet distance.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -371,7 +372,9 @@ int cmd_eval_fid(int argc, char **argv)
         char count_a[64], count_b[64];
         describe_count(&inputs[0], count_a, sizeof count_a);
         describe_count(&inputs[1], count_b, sizeof count_b);
-        printf("FID: %.6f\n", fid);
+        /* Rounding can leave a tiny negative distance between identical statistics, which
+         * would print as -0.000000. */
+        printf("FID: %.6f\n", fabs(fid) < 5e-7 ? 0.0 : fid);
         printf("protocol: A=%s (%s), B=%s (%s), bilinear resize to 299x299 (align_corners=False, as PyTorch), "
                "pytorch-fid InceptionV3 pool3 (%d-d), weights sha256 %s, float64 statistics%s\n",
                inputs[0].path, count_a, inputs[1].path, count_b, inputs[0].dim, needs_network ? net.sha256 : "(not used)",
