@@ -40,6 +40,9 @@ TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all demo test bench bench-ops clean
+# Keep the objects that pattern rules build on the way, such as the benchmarks', which make
+# would otherwise delete as intermediate files and rebuild next time.
+.SECONDARY:
 all: mixgan
 
 ifeq ($(SANITIZE),1)
