@@ -14,7 +14,8 @@ void mg_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, cons
 
 /* Runs later mg_sgemm() calls on at most `n` threads (0, the default: no cap), while mixgan's
  * own loops keep the full count. The determinism test uses it to check those loops apart
- * from OpenBLAS: some of its kernels (Haswell, Zen) round differently with more threads. */
+ * from OpenBLAS, because some of its kernels (Haswell, Zen) round differently with more
+ * threads. */
 void mg_sgemm_cap_threads(int n);
 
 /* Whether OpenBLAS gives bit-identical products on this CPU whatever the thread count and
